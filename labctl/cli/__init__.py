@@ -1,0 +1,1 @@
+"""The ``labctl`` command line: thin click commands over labctl's library."""

@@ -1,0 +1,44 @@
+"""Entry point: ``labctl <group> <command>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from labctl import __version__
+from labctl.cli.sim import sim
+from labctl.cli.toolchain import toolchain
+from labctl.errors import LabctlError
+
+
+class _Failed(click.ClickException):
+    """A LabctlError surfaced to the shell with its own exit code."""
+
+    def __init__(self, error: LabctlError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class LabctlGroup(click.Group):
+    """Turns every LabctlError into ``Error: <message>`` and its exit code; no tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LabctlError as exc:
+            raise _Failed(exc) from None
+
+
+@click.group(cls=LabctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labctl")
+def cli() -> None:
+    """Orchestrate hands-on, automatically graded MLOps labs on Kubernetes."""
+
+
+cli.add_command(sim)
+cli.add_command(toolchain)
+
+
+def main() -> None:
+    cli(prog_name="labctl")

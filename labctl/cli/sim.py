@@ -1,0 +1,69 @@
+"""``labctl sim``: local simulated clusters (real control plane, kwok CPU and GPU nodes)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from labctl.cli.output import emit, err_console, output_option
+from labctl.errors import LabctlError
+from labctl.sim import cluster as sim_cluster
+from labctl.sim import lifecycle
+from labctl.sim.spec import DEFAULT_NAME, SimSpec
+
+name_argument = click.argument("name", default=DEFAULT_NAME, required=False)
+
+
+@click.group()
+def sim() -> None:
+    """Simulated clusters for development, tests and rehearsals."""
+
+
+@sim.command("up")
+@name_argument
+@click.option("--cpu-nodes", type=int, default=3, show_default=True, help="kwok CPU nodes.")
+@click.option("--gpu-nodes", type=int, default=2, show_default=True, help="kwok GPU nodes.")
+@click.option("--gpus-per-node", type=int, default=4, show_default=True,
+              help="nvidia.com/gpu capacity of each GPU node.")
+def up_cmd(name: str, cpu_nodes: int, gpu_nodes: int, gpus_per_node: int) -> None:
+    """Start (or keep) a simulated cluster and print its kubeconfig path."""
+    spec = SimSpec(name=name, cpu_nodes=cpu_nodes, gpu_nodes=gpu_nodes, gpus_per_node=gpus_per_node)
+    started = time.monotonic()
+    with err_console.status(f"sim {name}: starting") as status:
+        result = lifecycle.up(spec, report=lambda msg: status.update(f"sim {name}: {msg}"))
+    err_console.print(
+        f"sim {name}: {result.action} — {spec.describe()}, ready in {time.monotonic() - started:.1f}s"
+    )
+    click.echo(result.cluster.kubeconfig)
+
+
+@sim.command("down")
+@name_argument
+def down_cmd(name: str) -> None:
+    """Stop the cluster's processes and delete its files."""
+    SimSpec(name=name)  # validates the name
+    if lifecycle.down(name):
+        err_console.print(f"sim {name}: deleted")
+    else:
+        err_console.print(f"sim {name}: not found, nothing to do")
+
+
+@sim.command("list")
+@output_option
+def list_cmd(output: str) -> None:
+    """List simulated clusters."""
+    rows = [c.as_dict() for c in sim_cluster.list_clusters()]
+    emit(rows, output=output, title="simulated clusters",
+         columns=["name", "running", "cpu_nodes", "gpu_nodes", "gpus_per_node", "server"])
+
+
+@sim.command("kubeconfig")
+@name_argument
+def kubeconfig_cmd(name: str) -> None:
+    """Print the kubeconfig path of a simulated cluster."""
+    SimSpec(name=name)
+    cluster = sim_cluster.find(name)
+    if cluster is None:
+        raise LabctlError(f"simulated cluster {name!r} not found; start it with `labctl sim up {name}`")
+    click.echo(cluster.kubeconfig)

@@ -1,0 +1,42 @@
+"""``labctl toolchain``: build and inspect the Kubernetes binaries labctl compiles from Go modules."""
+
+from __future__ import annotations
+
+import click
+
+from labctl.cli.output import emit, err_console, output_option
+from labctl.errors import LabctlError
+from labctl.toolchain import build as builder
+from labctl.toolchain import paths
+
+
+@click.group()
+def toolchain() -> None:
+    """Build the local Kubernetes toolchain (etcd, control plane, kubectl, kwok)."""
+
+
+@toolchain.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even what is cached.")
+def build_cmd(force: bool) -> None:
+    """Build missing binaries from Go modules at the pinned versions (cached by version)."""
+    try:
+        times = builder.build(force=force, report=lambda msg: err_console.print(msg))
+    except builder.BuildError as exc:
+        raise LabctlError(str(exc)) from None
+    if times:
+        total = sum(times.values())
+        err_console.print(f"toolchain built in {total:.1f}s")
+
+
+@toolchain.command("status")
+@output_option
+def status_cmd(output: str) -> None:
+    """Show each binary, its pinned version and whether it is built."""
+    missing = set(paths.missing())
+    rows = [
+        {"binary": name, "version": group.version, "built": name not in missing,
+         "path": str(paths.bin_dir(group) / name)}
+        for group in paths.GROUPS
+        for name in group.binaries
+    ]
+    emit(rows, output=output)

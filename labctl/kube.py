@@ -1,0 +1,230 @@
+"""The one module that talks to the Kubernetes API server.
+
+Everything else in labctl hands plain dicts to :class:`Kube`. This module owns client
+construction from ``--kubeconfig``/``--context``, server-side apply with labctl's field
+manager, retries with backoff on 429/5xx (honouring ``Retry-After``) and on dropped
+connections, and errors whose text names the object and never carries a credential.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from labctl.errors import LabctlError
+from labctl.names import FIELD_MANAGER
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+Action = Literal["created", "configured", "unchanged"]
+
+
+class KubeError(LabctlError):
+    """An API call failed. ``status`` is the HTTP status, 0 when the server was unreachable."""
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Enough to name an object in messages: ``Pod team-a/web``."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectRef:
+        meta = obj.get("metadata", {})
+        return cls(obj["apiVersion"], obj["kind"], meta.get("name", ""), meta.get("namespace"))
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    object: dict[str, Any]
+    action: Action
+
+
+def _api_message(exc: ApiException) -> str:
+    """The server's own message from a Status body, without headers (they may hold tokens)."""
+    import json
+
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def with_retries(call: Callable[[], T], *, what: str, attempts: int = 6, base_delay: float = 0.2) -> T:
+    """Run ``call``; retry 429/5xx and dropped connections with jittered exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ApiException as exc:
+            retryable = exc.status in RETRY_STATUSES
+            if not retryable or attempt == attempts:
+                raise KubeError(
+                    f"{what}: {_api_message(exc)} (HTTP {exc.status})",
+                    status=exc.status or 0,
+                    reason=str(exc.reason or ""),
+                ) from None
+            delay = _retry_after(exc) or base_delay * 2 ** (attempt - 1)
+        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+            if attempt == attempts:
+                raise KubeError(f"{what}: API server unreachable ({type(exc).__name__})") from None
+            delay = base_delay * 2 ** (attempt - 1)
+        time.sleep(min(delay, 10.0) * (0.8 + 0.4 * random.random()))
+    raise AssertionError("unreachable")
+
+
+class Kube:
+    """A connection to one cluster. Build it with :meth:`connect`."""
+
+    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+        self.api_client = api_client
+        self._dynamic: DynamicClient | None = None
+
+    @classmethod
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        """Connect as kubectl would: ``--kubeconfig``, ``$KUBECONFIG``, ~/.kube/config, in-cluster."""
+        configuration = k8s_client.Configuration()
+        try:
+            k8s_config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        except (k8s_config.ConfigException, FileNotFoundError, TypeError) as exc:
+            if kubeconfig or context:
+                raise LabctlError(f"cannot load kubeconfig {kubeconfig or '(default)'}: {exc}") from None
+            try:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            except k8s_config.ConfigException:
+                raise LabctlError(
+                    "no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, "
+                    "or start one with `labctl sim up`"
+                ) from None
+        return cls(k8s_client.ApiClient(configuration))
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = with_retries(lambda: DynamicClient(self.api_client), what="API discovery")
+        return self._dynamic
+
+    def core(self) -> k8s_client.CoreV1Api:
+        return k8s_client.CoreV1Api(self.api_client)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            raise KubeError(f"the server has no resource kind {kind} in {api_version}", status=404) from None
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        """The object as a dict, or None when it does not exist."""
+        resource = self._resource(api_version, kind)
+        ref = ObjectRef(api_version, kind, name, namespace)
+        try:
+            return with_retries(
+                lambda: resource.get(name=name, namespace=namespace).to_dict(), what=f"get {ref}"
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, *, namespace: str | None = None,
+             label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
+        resource = self._resource(api_version, kind)
+        result = with_retries(
+            lambda: resource.get(
+                namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            ),
+            what=f"list {kind}" + (f" in {namespace}" if namespace else ""),
+        )
+        return [item.to_dict() for item in result.items]
+
+    def apply(self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER,
+              force: bool = True, subresource: str | None = None) -> ApplyResult:
+        """Server-side apply ``obj``; tell whether the server created, changed or kept it."""
+        ref = ObjectRef.of(obj)
+        resource = self._resource(ref.api_version, ref.kind)
+        if subresource:
+            resource = resource.subresources[subresource]
+        before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+        result = with_retries(
+            lambda: self.dynamic.server_side_apply(
+                resource, body=obj, namespace=ref.namespace,
+                field_manager=field_manager, force_conflicts=force,
+            ).to_dict(),
+            what=f"apply {ref}",
+        )
+        if before is None:
+            action: Action = "created"
+        elif before["metadata"]["resourceVersion"] == result["metadata"]["resourceVersion"]:
+            action = "unchanged"  # a no-op apply does not bump resourceVersion
+        else:
+            action = "configured"
+        return ApplyResult(result, action)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete an object; False when it was already gone."""
+        resource = self._resource(api_version, kind)
+        ref = ObjectRef(api_version, kind, name, namespace)
+        try:
+            with_retries(lambda: resource.delete(name=name, namespace=namespace), what=f"delete {ref}")
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def wait_for(self, condition: Callable[[], T | None], *, timeout: float, what: str,
+                 interval: float = 0.25) -> T:
+        """Poll ``condition`` until it returns something truthy; raise naming ``what`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise LabctlError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(interval)
+
+    def server_version(self) -> str:
+        info = with_retries(lambda: k8s_client.VersionApi(self.api_client).get_code(), what="get version")
+        return str(info.git_version)
+
+
+def iter_conditions(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from (obj.get("status") or {}).get("conditions") or []
+
+
+def condition_true(obj: dict[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in iter_conditions(obj))

@@ -1,0 +1,252 @@
+"""Simulated clusters: a real control plane run by kwokctl's binary runtime, kwok nodes.
+
+kwokctl keeps each cluster under ``$KWOK_WORKDIR/clusters/<name>/``; we point that at
+labctl's own state directory so users' ~/.kwok is never touched, and we keep our spec
+beside kwokctl's files so ``down`` removes everything in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl.errors import LabctlError, MissingBinariesError, UsageError
+from labctl.sim.spec import SimSpec
+from labctl.toolchain import paths
+
+SPEC_FILE = "labctl-sim.json"
+CREATE_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class SimCluster:
+    """A simulated cluster as found on disk."""
+
+    spec: SimSpec
+    directory: Path
+    running: bool
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig.yaml"
+
+    @property
+    def context(self) -> str:
+        return f"kwok-{self.spec.name}"
+
+    def server(self) -> str:
+        try:
+            config = yaml.safe_load(self.kubeconfig.read_text())
+            return str(config["clusters"][0]["cluster"]["server"])
+        except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+            return ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            **self.spec.sizes(),
+            "running": self.running,
+            "server": self.server(),
+            "kubeconfig": str(self.kubeconfig),
+        }
+
+
+def state_root() -> Path:
+    """``$LABCTL_STATE_DIR``, else ``$XDG_STATE_HOME/labctl``, else ``~/.local/state/labctl``."""
+    if explicit := os.environ.get("LABCTL_STATE_DIR"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "labctl"
+
+
+def kwok_workdir() -> Path:
+    return state_root() / "kwok"
+
+
+def cluster_dir(name: str) -> Path:
+    return kwok_workdir() / "clusters" / name
+
+
+def _pids(directory: Path) -> dict[str, int]:
+    """Component name -> pid, from kwokctl's pid files."""
+    found = {}
+    for pid_file in (directory / "pids").glob("*.pid"):
+        try:
+            found[pid_file.stem] = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); /proc tells the truth.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _running(directory: Path) -> bool:
+    pid = _pids(directory).get("kube-apiserver")
+    return pid is not None and _alive(pid)
+
+
+def find(name: str) -> SimCluster | None:
+    directory = cluster_dir(name)
+    try:
+        data = json.loads((directory / SPEC_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return SimCluster(SimSpec(name=name, **data), directory, _running(directory))
+
+
+def list_clusters() -> list[SimCluster]:
+    root = kwok_workdir() / "clusters"
+    found = (find(d.name) for d in sorted(root.iterdir()) if d.is_dir()) if root.is_dir() else ()
+    return [c for c in found if c is not None]
+
+
+def require_binaries() -> dict[str, Path]:
+    """The local binaries kwokctl gets, or an error naming the missing ones and the fix."""
+    if missing := paths.missing():
+        raise MissingBinariesError(
+            f"missing toolchain binaries: {', '.join(missing)} (not in {paths.cache_root() / 'bin'}).\n"
+            "Build them with: labctl toolchain build   (or: make toolchain)"
+        )
+    names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+             "kwok", "kwokctl")
+    return {name: paths.binary(name) for name in names}
+
+
+def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
+    """The KwokctlConfiguration: binary runtime, local binaries, RBAC and admission on."""
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": {
+            "runtime": "binary",
+            "kubeAuthorization": True,  # --authorization-mode=Node,RBAC
+            "kubeAdmission": True,  # the default admission plugins: PodSecurity, ResourceQuota...
+            "securePort": True,
+            "etcdBinary": str(binaries["etcd"]),
+            "kubeApiserverBinary": str(binaries["kube-apiserver"]),
+            "kubeControllerManagerBinary": str(binaries["kube-controller-manager"]),
+            "kubeSchedulerBinary": str(binaries["kube-scheduler"]),
+            # Every default below would be a download: always pass local binaries.
+            "kwokControllerBinary": str(binaries["kwok"]),
+            "kubectlBinary": str(binaries["kubectl"]),
+        },
+        "componentsPatches": [
+            {
+                "name": "kube-apiserver",
+                # NodeRestriction is not in the default set; a real cluster has it.
+                "extraArgs": [{"key": "enable-admission-plugins", "value": "NodeRestriction"}],
+            }
+        ],
+    }
+
+
+def kwokctl(args: list[str], *, binaries: dict[str, Path], timeout: float = CREATE_TIMEOUT_S,
+            config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KWOK_WORKDIR": str(kwok_workdir())}
+    cmd = [str(binaries["kwokctl"])]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    proc = subprocess.run(
+        cmd + args, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        start_new_session=True,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise LabctlError(f"kwokctl {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def check_compatible(existing: SimCluster, spec: SimSpec) -> None:
+    if existing.spec != spec:
+        raise UsageError(
+            f"simulated cluster {spec.name!r} already exists with {existing.spec.describe()}; "
+            f"asked for {spec.describe()}. Run `labctl sim down {spec.name}` first, or use the same sizes."
+        )
+
+
+def create(spec: SimSpec, binaries: dict[str, Path]) -> SimCluster:
+    """Start the control plane with kwokctl; on any failure leave nothing behind."""
+    kwok_workdir().mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=kwok_workdir(), delete=False) as fh:
+        yaml.safe_dump(kwokctl_config(binaries), fh)
+        config = Path(fh.name)
+    try:
+        kwokctl(
+            ["create", "cluster", "--name", spec.name, "--kubeconfig", "", "--wait", "60s"],
+            binaries=binaries, config=config,
+        )
+        (cluster_dir(spec.name) / SPEC_FILE).write_text(json.dumps(spec.sizes()))
+    except BaseException:
+        destroy(spec.name, binaries)
+        raise
+    finally:
+        config.unlink(missing_ok=True)
+    cluster = find(spec.name)
+    assert cluster is not None
+    return cluster
+
+
+def start(cluster: SimCluster, binaries: dict[str, Path]) -> SimCluster:
+    """Restart a cluster whose processes are gone (after a reboot), keeping its data."""
+    kwokctl(["start", "cluster", "--name", cluster.spec.name, "--wait", "60s"], binaries=binaries)
+    restarted = find(cluster.spec.name)
+    assert restarted is not None
+    return restarted
+
+
+def destroy(name: str, binaries: dict[str, Path] | None = None) -> bool:
+    """Stop every process of the cluster and remove its files. False when there was nothing."""
+    directory = cluster_dir(name)
+    if not directory.exists():
+        return False
+    pids = _pids(directory)
+    kwokctl_bin = paths.binary("kwokctl")
+    if binaries or kwokctl_bin.exists():
+        try:
+            kwokctl(["delete", "cluster", "--name", name], binaries=binaries or {"kwokctl": kwokctl_bin})
+        except (LabctlError, subprocess.TimeoutExpired):
+            pass  # fall through: we stop what is left by pid below
+    _stop(pids.values())
+    shutil.rmtree(directory, ignore_errors=True)
+    return True
+
+
+def _stop(pids: Any, grace: float = 10.0) -> None:
+    """SIGTERM the given pids, then SIGKILL what is still alive after ``grace`` seconds."""
+    alive = [pid for pid in pids if _alive(pid)]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if _alive(pid)]
+        time.sleep(0.1)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,81 @@
+"""``labctl sim up`` / ``down``: bring a simulated cluster to the asked shape, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from labctl.kube import Kube, condition_true
+from labctl.sim import cluster as sim
+from labctl.sim.nodes import SIM_LABEL, render_nodes
+from labctl.sim.spec import SimSpec
+
+READY_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class UpResult:
+    cluster: sim.SimCluster
+    action: str  # created | started | unchanged
+    nodes_changed: int
+
+
+def connect(cluster: sim.SimCluster) -> Kube:
+    return Kube.connect(kubeconfig=str(cluster.kubeconfig), context=cluster.context)
+
+
+def ensure_nodes(kube: Kube, spec: SimSpec) -> int:
+    """Apply every node (status too: capacity is status); returns how many changed."""
+    changed = 0
+    for node in render_nodes(spec):
+        status = node.pop("status")
+        changed += kube.apply(node).action != "unchanged"
+        status_patch = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node["metadata"]["name"]},
+                        "status": status}
+        changed += kube.apply(status_patch, subresource="status").action != "unchanged"
+    return changed
+
+
+def wait_ready(kube: Kube, spec: SimSpec) -> None:
+    """Nodes Ready (kwok took them over) and the default ServiceAccount made (controllers run)."""
+    want = spec.cpu_nodes + spec.gpu_nodes
+
+    def nodes_ready() -> bool:
+        nodes = kube.list("v1", "Node", label_selector=f"{SIM_LABEL}={spec.name}")
+        return len(nodes) == want and all(condition_true(n, "Ready") for n in nodes)
+
+    kube.wait_for(nodes_ready, timeout=READY_TIMEOUT_S, what=f"{want} kwok nodes to be Ready")
+    kube.wait_for(
+        lambda: kube.get("v1", "ServiceAccount", "default", "default"),
+        timeout=READY_TIMEOUT_S,
+        what="kube-controller-manager to create the default ServiceAccount",
+    )
+
+
+def up(spec: SimSpec, *, report: Callable[[str], None] = lambda _msg: None) -> UpResult:
+    """Create, restart or keep the cluster ``spec`` names; make its nodes match the spec."""
+    existing = sim.find(spec.name)
+    if existing is not None:
+        sim.check_compatible(existing, spec)  # validate before starting anything
+    binaries = sim.require_binaries()
+    if existing is None:
+        report(f"starting control plane for {spec.name!r} (etcd, kube-apiserver, controller-manager, "
+               "scheduler, kwok)")
+        cluster, action = sim.create(spec, binaries), "created"
+    elif not existing.running:
+        report(f"restarting stopped cluster {spec.name!r}")
+        cluster, action = sim.start(existing, binaries), "started"
+    else:
+        cluster, action = existing, "unchanged"
+    kube = connect(cluster)
+    report(f"registering {spec.describe()}")
+    nodes_changed = ensure_nodes(kube, spec)
+    wait_ready(kube, spec)
+    if action == "unchanged" and nodes_changed:
+        action = "configured"
+    return UpResult(cluster, action, nodes_changed)
+
+
+def down(name: str) -> bool:
+    """Remove the cluster; False when there was none (that is not an error)."""
+    return sim.destroy(name)

@@ -1,0 +1,14 @@
+"""``python -m labctl.toolchain [--force]``: build the toolchain without the CLI's dependencies."""
+
+from __future__ import annotations
+
+import sys
+
+from labctl.toolchain.build import BuildError, build
+
+if __name__ == "__main__":
+    try:
+        build(force="--force" in sys.argv[1:])
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,84 @@
+"""Where the toolchain lives on disk, and which binaries are still missing.
+
+Binaries are cached under ``~/.cache/labctl/bin/<group>-<version>/`` so bumping a pin
+never reuses a stale build, and two checkouts share one build.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.toolchain import versions
+
+
+@dataclass(frozen=True)
+class Group:
+    """Binaries built from one Go module in one ``go build`` invocation."""
+
+    name: str
+    module: str
+    version: str
+    binaries: dict[str, str]  # binary name -> Go package path
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+KUBERNETES = Group(
+    name="kubernetes",
+    module="k8s.io/kubernetes",
+    version=versions.KUBERNETES,
+    binaries={
+        "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    },
+)
+ETCD = Group(
+    name="etcd",
+    module="go.etcd.io/etcd/server/v3",
+    version=versions.ETCD,
+    binaries={"etcd": "go.etcd.io/etcd/server/v3"},
+)
+KWOK = Group(
+    name="kwok",
+    module="sigs.k8s.io/kwok",
+    version=versions.KWOK,
+    binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"},
+)
+
+GROUPS: tuple[Group, ...] = (ETCD, KWOK, KUBERNETES)
+
+
+def cache_root() -> Path:
+    """The labctl cache: ``$LABCTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/labctl``, else ``~/.cache/labctl``."""
+    if explicit := os.environ.get("LABCTL_CACHE_DIR"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "labctl"
+
+
+def bin_dir(group: Group) -> Path:
+    return cache_root() / "bin" / group.key
+
+
+def binary(name: str) -> Path:
+    """The cached path of one binary, whether or not it is built yet."""
+    for group in GROUPS:
+        if name in group.binaries:
+            return bin_dir(group) / name
+    raise KeyError(f"unknown toolchain binary {name!r}")
+
+
+def missing(groups: tuple[Group, ...] = GROUPS) -> list[str]:
+    """Names of binaries not yet built, in build order."""
+    return [
+        name
+        for group in groups
+        for name in group.binaries
+        if not os.access(bin_dir(group) / name, os.X_OK)
+    ]

@@ -1,0 +1,9 @@
+"""Pinned versions of every binary labctl builds. The one place to bump them."""
+
+from __future__ import annotations
+
+KUBERNETES = "v1.36.3"
+# The staging modules (k8s.io/api, k8s.io/client-go, ...) follow Kubernetes as v0.<minor>.<patch>.
+KUBERNETES_STAGING = "v0." + KUBERNETES.removeprefix("v1.")
+ETCD = "v3.6.14"
+KWOK = "v0.8.0"

@@ -1,0 +1,100 @@
+"""Shared fixtures: one cluster per test run, one namespace per cluster test.
+
+The cluster is a labctl sim cluster started for the run, or, when
+``LABCTL_TEST_KUBECONFIG`` is set, that existing cluster (kind, EKS, ...), unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from labctl.kube import Kube
+
+TEST_SIM_NAME = "labctl-test"
+LABCTL = [sys.executable, "-m", "labctl.cli"]
+
+
+@dataclass(frozen=True)
+class TestCluster:
+    kubeconfig: str
+    context: str | None
+    simulated: bool
+
+
+def labctl(*args: str, check: bool = True, env: dict[str, str] | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real ``labctl`` CLI in a subprocess (exit codes and streams as a user sees them)."""
+    proc = subprocess.run([*LABCTL, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"labctl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def test_cluster() -> Iterator[TestCluster]:
+    external = os.environ.get("LABCTL_TEST_KUBECONFIG")
+    if external:
+        yield TestCluster(external, os.environ.get("LABCTL_TEST_CONTEXT"), simulated=False)
+        return
+    up = labctl("sim", "up", TEST_SIM_NAME)
+    try:
+        yield TestCluster(up.stdout.strip(), f"kwok-{TEST_SIM_NAME}", simulated=True)
+    finally:
+        labctl("sim", "down", TEST_SIM_NAME)
+
+
+@pytest.fixture(scope="session")
+def kube(test_cluster: TestCluster) -> Kube:
+    return Kube.connect(kubeconfig=test_cluster.kubeconfig, context=test_cluster.context)
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
+
+
+def make_namespace(kube: Kube, hint: str, labels: dict[str, str] | None = None) -> str:
+    """Create a fresh namespace and wait for its default ServiceAccount (pods need it)."""
+    name = f"t-{_slug(hint)}-{uuid.uuid4().hex[:6]}"
+    kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"labctl.dev/test": "true", **(labels or {})}}})
+    kube.wait_for(lambda: kube.get("v1", "ServiceAccount", "default", name), timeout=30,
+                  what=f"default ServiceAccount in {name}")
+    return name
+
+
+@pytest.fixture
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own, deleted afterwards."""
+    name = make_namespace(kube, request.node.name)
+    yield name
+    kube.delete("v1", "Namespace", name)
+
+
+@pytest.fixture
+def namespace_factory(kube: Kube, request: pytest.FixtureRequest) -> Iterator:
+    created: list[str] = []
+
+    def factory(suffix: str = "", labels: dict[str, str] | None = None) -> str:
+        created.append(make_namespace(kube, f"{request.node.name}-{suffix}", labels))
+        return created[-1]
+
+    yield factory
+    for name in created:
+        kube.delete("v1", "Namespace", name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        if (root / "cluster") in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.cluster)
