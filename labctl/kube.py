@@ -159,8 +159,15 @@ class Kube:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, *, namespace: str | None = None,
-             label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict]:
         resource = self._resource(api_version, kind)
         result = with_retries(
             lambda: resource.get(
@@ -170,8 +177,14 @@ class Kube:
         )
         return [item.to_dict() for item in result.items]
 
-    def apply(self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER,
-              force: bool = True, subresource: str | None = None) -> ApplyResult:
+    def apply(
+        self,
+        obj: dict[str, Any],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = True,
+        subresource: str | None = None,
+    ) -> ApplyResult:
         """Server-side apply ``obj``; tell whether the server created, changed or kept it."""
         ref = ObjectRef.of(obj)
         resource = self._resource(ref.api_version, ref.kind)
@@ -180,8 +193,11 @@ class Kube:
         before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace)
         result = with_retries(
             lambda: self.dynamic.server_side_apply(
-                resource, body=obj, namespace=ref.namespace,
-                field_manager=field_manager, force_conflicts=force,
+                resource,
+                body=obj,
+                namespace=ref.namespace,
+                field_manager=field_manager,
+                force_conflicts=force,
             ).to_dict(),
             what=f"apply {ref}",
         )
@@ -192,6 +208,15 @@ class Kube:
         else:
             action = "configured"
         return ApplyResult(result, action)
+
+    def create(self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Create ``obj`` as given (POST). For the rare kinds whose status is set on create, e.g. Nodes."""
+        ref = ObjectRef.of(obj)
+        resource = self._resource(ref.api_version, ref.kind)
+        return with_retries(
+            lambda: resource.create(body=obj, namespace=ref.namespace, field_manager=field_manager).to_dict(),
+            what=f"create {ref}",
+        )
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete an object; False when it was already gone."""
@@ -205,8 +230,9 @@ class Kube:
             raise
         return True
 
-    def wait_for(self, condition: Callable[[], T | None], *, timeout: float, what: str,
-                 interval: float = 0.25) -> T:
+    def wait_for(
+        self, condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25
+    ) -> T:
         """Poll ``condition`` until it returns something truthy; raise naming ``what`` on timeout."""
         deadline = time.monotonic() + timeout
         while True:

@@ -30,11 +30,18 @@ class TestCluster:
     simulated: bool
 
 
-def labctl(*args: str, check: bool = True, env: dict[str, str] | None = None,
-           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def labctl(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``labctl`` CLI in a subprocess (exit codes and streams as a user sees them)."""
-    proc = subprocess.run([*LABCTL, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+    proc = subprocess.run(
+        [*LABCTL, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"labctl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
@@ -65,10 +72,18 @@ def _slug(text: str, limit: int = 40) -> str:
 def make_namespace(kube: Kube, hint: str, labels: dict[str, str] | None = None) -> str:
     """Create a fresh namespace and wait for its default ServiceAccount (pods need it)."""
     name = f"t-{_slug(hint)}-{uuid.uuid4().hex[:6]}"
-    kube.apply({"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": name, "labels": {"labctl.dev/test": "true", **(labels or {})}}})
-    kube.wait_for(lambda: kube.get("v1", "ServiceAccount", "default", name), timeout=30,
-                  what=f"default ServiceAccount in {name}")
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"labctl.dev/test": "true", **(labels or {})}},
+        }
+    )
+    kube.wait_for(
+        lambda: kube.get("v1", "ServiceAccount", "default", name),
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
     return name
 
 
@@ -94,7 +109,11 @@ def namespace_factory(kube: Kube, request: pytest.FixtureRequest) -> Iterator:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by folder: cluster/ needs a cluster, sim/ starts simulated clusters itself."""
     root = Path(__file__).parent
     for item in items:
-        if (root / "cluster") in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if (root / "cluster") in parents:
             item.add_marker(pytest.mark.cluster)
+        if (root / "sim") in parents:
+            item.add_marker(pytest.mark.sim)

@@ -13,11 +13,15 @@ from labctl.errors import LabctlError
 
 
 class _Failed(click.ClickException):
-    """A LabctlError surfaced to the shell with its own exit code."""
+    """A LabctlError surfaced to the shell: ``Error: <message>``, exit 1."""
 
-    def __init__(self, error: LabctlError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
+    exit_code = 1
+
+
+class _BadInput(_Failed):
+    """Bad input (a flag, a file, a row): exit 2, like click's own usage errors."""
+
+    exit_code = 2
 
 
 class LabctlGroup(click.Group):
@@ -27,7 +31,7 @@ class LabctlGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LabctlError as exc:
-            raise _Failed(exc) from None
+            raise (_BadInput if exc.exit_code == 2 else _Failed)(str(exc)) from None
 
 
 @click.group(cls=LabctlGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,7 +14,11 @@ from rich.table import Table
 FORMATS = ("table", "json", "yaml")
 
 output_option = click.option(
-    "-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True,
+    "-o",
+    "--output",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
     help="Output format.",
 )
 
@@ -25,8 +29,13 @@ if not console.is_terminal:
 err_console = Console(stderr=True)
 
 
-def emit(rows: Sequence[dict[str, Any]], *, output: str, columns: Sequence[str] | None = None,
-         title: str | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]],
+    *,
+    output: str,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+) -> None:
     """Write ``rows`` as a table, JSON or YAML on stdout."""
     if output == "json":
         click.echo(json.dumps(list(rows), indent=2, default=str))

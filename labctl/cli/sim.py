@@ -10,6 +10,7 @@ from labctl.cli.output import emit, err_console, output_option
 from labctl.errors import LabctlError
 from labctl.sim import cluster as sim_cluster
 from labctl.sim import lifecycle
+from labctl.sim.inventory import node_rows
 from labctl.sim.spec import DEFAULT_NAME, SimSpec
 
 name_argument = click.argument("name", default=DEFAULT_NAME, required=False)
@@ -24,8 +25,13 @@ def sim() -> None:
 @name_argument
 @click.option("--cpu-nodes", type=int, default=3, show_default=True, help="kwok CPU nodes.")
 @click.option("--gpu-nodes", type=int, default=2, show_default=True, help="kwok GPU nodes.")
-@click.option("--gpus-per-node", type=int, default=4, show_default=True,
-              help="nvidia.com/gpu capacity of each GPU node.")
+@click.option(
+    "--gpus-per-node",
+    type=int,
+    default=4,
+    show_default=True,
+    help="nvidia.com/gpu capacity of each GPU node.",
+)
 def up_cmd(name: str, cpu_nodes: int, gpu_nodes: int, gpus_per_node: int) -> None:
     """Start (or keep) a simulated cluster and print its kubeconfig path."""
     spec = SimSpec(name=name, cpu_nodes=cpu_nodes, gpu_nodes=gpu_nodes, gpus_per_node=gpus_per_node)
@@ -54,16 +60,35 @@ def down_cmd(name: str) -> None:
 def list_cmd(output: str) -> None:
     """List simulated clusters."""
     rows = [c.as_dict() for c in sim_cluster.list_clusters()]
-    emit(rows, output=output, title="simulated clusters",
-         columns=["name", "running", "cpu_nodes", "gpu_nodes", "gpus_per_node", "server"])
+    emit(
+        rows,
+        output=output,
+        title="simulated clusters",
+        columns=["name", "running", "cpu_nodes", "gpu_nodes", "gpus_per_node", "server"],
+    )
+
+
+@sim.command("nodes")
+@name_argument
+@output_option
+def nodes_cmd(name: str, output: str) -> None:
+    """Show the cluster's nodes: pools, capacity, GPUs in use, taints."""
+    cluster = _existing(name)
+    kube = lifecycle.connect(cluster)
+    rows = node_rows(kube.list("v1", "Node"), kube.list("v1", "Pod"))
+    emit(rows, output=output, title="nodes")
+
+
+def _existing(name: str) -> sim_cluster.SimCluster:
+    SimSpec(name=name)  # validates the name
+    cluster = sim_cluster.find(name)
+    if cluster is None:
+        raise LabctlError(f"simulated cluster {name!r} not found; start it with `labctl sim up {name}`")
+    return cluster
 
 
 @sim.command("kubeconfig")
 @name_argument
 def kubeconfig_cmd(name: str) -> None:
     """Print the kubeconfig path of a simulated cluster."""
-    SimSpec(name=name)
-    cluster = sim_cluster.find(name)
-    if cluster is None:
-        raise LabctlError(f"simulated cluster {name!r} not found; start it with `labctl sim up {name}`")
-    click.echo(cluster.kubeconfig)
+    click.echo(_existing(name).kubeconfig)

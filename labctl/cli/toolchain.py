@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from labctl.cli.output import emit, err_console, output_option
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, UsageError
 from labctl.toolchain import build as builder
 from labctl.toolchain import paths
 
@@ -34,9 +34,27 @@ def status_cmd(output: str) -> None:
     """Show each binary, its pinned version and whether it is built."""
     missing = set(paths.missing())
     rows = [
-        {"binary": name, "version": group.version, "built": name not in missing,
-         "path": str(paths.bin_dir(group) / name)}
+        {
+            "binary": name,
+            "version": group.version,
+            "built": name not in missing,
+            "path": str(paths.bin_dir(group) / name),
+        }
         for group in paths.GROUPS
         for name in group.binaries
     ]
     emit(rows, output=output)
+
+
+@toolchain.command("which")
+@click.argument("binary")
+def which_cmd(binary: str) -> None:
+    """Print the path of a built binary (e.g. `labctl toolchain which kubectl`)."""
+    try:
+        path = paths.binary(binary)
+    except KeyError:
+        known = ", ".join(name for group in paths.GROUPS for name in group.binaries)
+        raise UsageError(f"unknown binary {binary!r}; known: {known}") from None
+    if not path.exists():
+        raise LabctlError(f"{binary} is not built yet; run `labctl toolchain build`")
+    click.echo(path)

@@ -7,6 +7,7 @@ beside kwokctl's files so ``down`` removes everything in one place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from labctl.toolchain import paths
 
 SPEC_FILE = "labctl-sim.json"
 CREATE_TIMEOUT_S = 120
+STAGES_DIR = Path(__file__).parent / "stages"
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,15 @@ def require_binaries() -> dict[str, Path]:
             f"missing toolchain binaries: {', '.join(missing)} (not in {paths.cache_root() / 'bin'}).\n"
             "Build them with: labctl toolchain build   (or: make toolchain)"
         )
-    names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
-             "kwok", "kwokctl")
+    names = (
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+        "kwok",
+        "kwokctl",
+    )
     return {name: paths.binary(name) for name in names}
 
 
@@ -162,16 +172,36 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
     }
 
 
-def kwokctl(args: list[str], *, binaries: dict[str, Path], timeout: float = CREATE_TIMEOUT_S,
-            config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KWOK_WORKDIR": str(kwok_workdir())}
+def stages() -> list[dict[str, Any]]:
+    """kwok's fast stages, with an opt-in delay before a Job's pod completes (see stages/)."""
+    return [yaml.safe_load(path.read_text()) for path in sorted(STAGES_DIR.glob("*.yaml"))]
+
+
+def kwokctl(
+    args: list[str],
+    *,
+    binaries: dict[str, Path],
+    timeout: float = CREATE_TIMEOUT_S,
+    config: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    # kwokctl prefers any `kubectl` on PATH over the configured one: make that ours.
+    path = f"{paths.binary('kubectl').parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "KWOK_WORKDIR": str(kwok_workdir()), "PATH": path}
     cmd = [str(binaries["kwokctl"])]
     if config is not None:
         cmd += ["--config", str(config)]
-    proc = subprocess.run(
-        cmd + args, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.run(
+            cmd + args,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise LabctlError(f"kwokctl {' '.join(args)} did not finish within {timeout:.0f}s") from None
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise LabctlError(f"kwokctl {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
@@ -190,12 +220,13 @@ def create(spec: SimSpec, binaries: dict[str, Path]) -> SimCluster:
     """Start the control plane with kwokctl; on any failure leave nothing behind."""
     kwok_workdir().mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=kwok_workdir(), delete=False) as fh:
-        yaml.safe_dump(kwokctl_config(binaries), fh)
+        yaml.safe_dump_all([kwokctl_config(binaries), *stages()], fh)
         config = Path(fh.name)
     try:
         kwokctl(
             ["create", "cluster", "--name", spec.name, "--kubeconfig", "", "--wait", "60s"],
-            binaries=binaries, config=config,
+            binaries=binaries,
+            config=config,
         )
         (cluster_dir(spec.name) / SPEC_FILE).write_text(json.dumps(spec.sizes()))
     except BaseException:
@@ -210,6 +241,11 @@ def create(spec: SimSpec, binaries: dict[str, Path]) -> SimCluster:
 
 def start(cluster: SimCluster, binaries: dict[str, Path]) -> SimCluster:
     """Restart a cluster whose processes are gone (after a reboot), keeping its data."""
+    # kwokctl skips a component whose pid file names a live pid; a dead or zombie process
+    # (or a reused pid after a reboot) must not count, so drop those files first.
+    for component, pid in _pids(cluster.directory).items():
+        if not _alive(pid):
+            (cluster.directory / "pids" / f"{component}.pid").unlink(missing_ok=True)
     kwokctl(["start", "cluster", "--name", cluster.spec.name, "--wait", "60s"], binaries=binaries)
     restarted = find(cluster.spec.name)
     assert restarted is not None
@@ -224,29 +260,25 @@ def destroy(name: str, binaries: dict[str, Path] | None = None) -> bool:
     pids = _pids(directory)
     kwokctl_bin = paths.binary("kwokctl")
     if binaries or kwokctl_bin.exists():
-        try:
+        # On failure fall through: what is left is stopped by pid below.
+        with contextlib.suppress(LabctlError):
             kwokctl(["delete", "cluster", "--name", name], binaries=binaries or {"kwokctl": kwokctl_bin})
-        except (LabctlError, subprocess.TimeoutExpired):
-            pass  # fall through: we stop what is left by pid below
     _stop(pids.values())
     shutil.rmtree(directory, ignore_errors=True)
     return True
 
 
-def _stop(pids: Any, grace: float = 10.0) -> None:
-    """SIGTERM the given pids, then SIGKILL what is still alive after ``grace`` seconds."""
+def _stop(pids: Iterable[int], grace: float = 10.0) -> None:
+    """SIGTERM the given pids, SIGKILL what is still alive after ``grace`` s, and wait for the end."""
     alive = [pid for pid in pids if _alive(pid)]
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        time.sleep(0.1)
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [pid for pid in alive if _alive(pid)]
+        if not alive:
+            return
+    raise LabctlError(f"processes {alive} survived SIGKILL")

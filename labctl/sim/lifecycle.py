@@ -25,15 +25,41 @@ def connect(cluster: sim.SimCluster) -> Kube:
 
 
 def ensure_nodes(kube: Kube, spec: SimSpec) -> int:
-    """Apply every node (status too: capacity is status); returns how many changed."""
-    changed = 0
+    """Create missing nodes, status included; re-assert capacity where it drifted. Returns writes."""
+    writes = 0
     for node in render_nodes(spec):
-        status = node.pop("status")
-        changed += kube.apply(node).action != "unchanged"
-        status_patch = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node["metadata"]["name"]},
-                        "status": status}
-        changed += kube.apply(status_patch, subresource="status").action != "unchanged"
-    return changed
+        name = node["metadata"]["name"]
+        live = kube.get("v1", "Node", name)
+        if live is None:
+            # NB: a Node's status is kept on create (kubelets register that way), and kwok then
+            # initialises around it. Applying status separately would race kwok's defaults.
+            kube.create(node)
+            writes += 1
+            continue
+        desired_status = node.pop("status")
+        if _drifted(live, node):
+            kube.apply(node)
+            writes += 1
+        live_status = live.get("status") or {}
+        if any(live_status.get(key) != desired_status[key] for key in ("capacity", "allocatable")):
+            patch = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name},
+                "status": {key: desired_status[key] for key in ("capacity", "allocatable")},
+            }
+            kube.apply(patch, subresource="status")
+            writes += 1
+    return writes
+
+
+def _drifted(live: dict, desired: dict) -> bool:
+    """Whether a live node lacks any label, annotation or taint we want on it."""
+    for key in ("labels", "annotations"):
+        have = live["metadata"].get(key) or {}
+        if any(have.get(k) != v for k, v in desired["metadata"][key].items()):
+            return True
+    return (live.get("spec") or {}).get("taints") != desired["spec"].get("taints")
 
 
 def wait_ready(kube: Kube, spec: SimSpec) -> None:
@@ -59,8 +85,10 @@ def up(spec: SimSpec, *, report: Callable[[str], None] = lambda _msg: None) -> U
         sim.check_compatible(existing, spec)  # validate before starting anything
     binaries = sim.require_binaries()
     if existing is None:
-        report(f"starting control plane for {spec.name!r} (etcd, kube-apiserver, controller-manager, "
-               "scheduler, kwok)")
+        report(
+            f"starting control plane for {spec.name!r} (etcd, kube-apiserver, controller-manager, "
+            "scheduler, kwok)"
+        )
         cluster, action = sim.create(spec, binaries), "created"
     elif not existing.running:
         report(f"restarting stopped cluster {spec.name!r}")

@@ -34,8 +34,14 @@ def node_names(spec: SimSpec) -> list[str]:
     ]
 
 
-def _node(spec: SimSpec, name: str, pool: str, labels: dict[str, str], capacity: dict[str, str],
-          taints: list[dict[str, str]]) -> dict[str, Any]:
+def _node(
+    spec: SimSpec,
+    name: str,
+    pool: str,
+    labels: dict[str, str],
+    capacity: dict[str, str],
+    taints: list[dict[str, str]],
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -73,8 +79,7 @@ def _node(spec: SimSpec, name: str, pool: str, labels: dict[str, str], capacity:
 def render_nodes(spec: SimSpec) -> list[dict[str, Any]]:
     """Every Node of the cluster: the CPU pool, then the GPU pool."""
     nodes = [
-        _node(spec, name, "cpu", {}, CPU_NODE_CAPACITY, [])
-        for name in node_names(spec)[: spec.cpu_nodes]
+        _node(spec, name, "cpu", {}, CPU_NODE_CAPACITY, []) for name in node_names(spec)[: spec.cpu_nodes]
     ]
     gpu_labels = {
         "nvidia.com/gpu.present": "true",

@@ -42,6 +42,4 @@ class SimSpec:
         return data
 
     def describe(self) -> str:
-        return (
-            f"{self.cpu_nodes} CPU node(s), {self.gpu_nodes} GPU node(s) x {self.gpus_per_node} GPU(s)"
-        )
+        return f"{self.cpu_nodes} CPU node(s), {self.gpu_nodes} GPU node(s) x {self.gpus_per_node} GPU(s)"

@@ -40,9 +40,7 @@ def go_env() -> dict[str, str]:
 
 
 def run_go(args: list[str], *, cwd: Path) -> str:
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["go", *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise BuildError(f"go {' '.join(args)} failed (exit {proc.returncode}) in {cwd}:\n{tail}")
@@ -116,7 +114,7 @@ def prepare_module(group: Group) -> Path:
     upstream = upstream_gomod(group, src)
     replaces = staging_replaces(upstream, versions.KUBERNETES_STAGING) if group is KUBERNETES else []
     godebug = [f"{d['Key']}={d['Value']}" for d in upstream.get("Godebug") or []]
-    go_version = (upstream.get("Go") or GO_VERSION_FALLBACK)
+    go_version = upstream.get("Go") or GO_VERSION_FALLBACK
     text = render_tools_gomod(group, go_version=go_version, godebug=godebug, replaces=replaces)
     gomod = src / "go.mod"
     if not gomod.exists() or gomod.read_text() != text:
@@ -137,11 +135,31 @@ def build_group(group: Group) -> float:
         out = Path(scratch)
         if len(group.binaries) == 1:
             (name,) = group.binaries
-            run_go(["build", "-trimpath", "-ldflags", ldflags(group), "-o", str(out / name),
-                    *group.binaries.values()], cwd=src)
+            run_go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    ldflags(group),
+                    "-o",
+                    str(out / name),
+                    *group.binaries.values(),
+                ],
+                cwd=src,
+            )
         else:
-            run_go(["build", "-trimpath", "-ldflags", ldflags(group), "-o", str(out) + "/",
-                    *group.binaries.values()], cwd=src)
+            run_go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    ldflags(group),
+                    "-o",
+                    str(out) + "/",
+                    *group.binaries.values(),
+                ],
+                cwd=src,
+            )
         target.mkdir(exist_ok=True)
         for name in group.binaries:
             os.replace(out / name, target / name)

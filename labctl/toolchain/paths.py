@@ -77,8 +77,5 @@ def binary(name: str) -> Path:
 def missing(groups: tuple[Group, ...] = GROUPS) -> list[str]:
     """Names of binaries not yet built, in build order."""
     return [
-        name
-        for group in groups
-        for name in group.binaries
-        if not os.access(bin_dir(group) / name, os.X_OK)
+        name for group in groups for name in group.binaries if not os.access(bin_dir(group) / name, os.X_OK)
     ]

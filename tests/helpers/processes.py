@@ -7,10 +7,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 def free_port() -> int:
@@ -33,10 +33,8 @@ def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and _group_alive(pgid):
             if proc.poll() is None:
-                try:
+                with suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    pass
             else:
                 time.sleep(0.1)
         if not _group_alive(pgid):
@@ -62,13 +60,22 @@ def _group_alive(pgid: int) -> bool:
 
 @contextmanager
 def server_process(
-    cmd: Sequence[str], *, ready: Callable[[], bool], timeout: float = 60.0,
-    env: dict[str, str] | None = None, cwd: str | Path | None = None, log: IO[bytes] | None = None,
+    cmd: Sequence[str],
+    *,
+    ready: Callable[[], bool],
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    log: IO[bytes] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Start ``cmd`` in a new session, wait until ``ready()``; on exit end its whole group."""
     proc = subprocess.Popen(
-        list(cmd), env=env, cwd=cwd, start_new_session=True,
-        stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        list(cmd),
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + timeout

@@ -25,8 +25,9 @@ def isolated(tmp_path: Path) -> dict[str, str]:
         (["sim", "down", "Bad_Name!"], "cluster name 'Bad_Name!'"),
     ],
 )
-def test_bad_input_exits_2_and_starts_nothing(args: list[str], message: str,
-                                               isolated: dict[str, str], tmp_path: Path) -> None:
+def test_bad_input_exits_2_and_starts_nothing(
+    args: list[str], message: str, isolated: dict[str, str], tmp_path: Path
+) -> None:
     proc = labctl(*args, check=False, env=isolated)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
@@ -35,12 +36,15 @@ def test_bad_input_exits_2_and_starts_nothing(args: list[str], message: str,
 
 
 def test_missing_binaries_are_named_with_the_command_that_builds_them(
-        isolated: dict[str, str], tmp_path: Path) -> None:
+    isolated: dict[str, str], tmp_path: Path
+) -> None:
     env = {**isolated, "LABCTL_CACHE_DIR": str(tmp_path / "empty-cache")}
     proc = labctl("sim", "up", check=False, env=env)
     assert proc.returncode == 2
-    assert ("missing toolchain binaries: etcd, kwok, kwokctl, kube-apiserver, kube-controller-manager, "
-            "kube-scheduler, kubectl") in proc.stderr
+    assert (
+        "missing toolchain binaries: etcd, kwok, kwokctl, kube-apiserver, kube-controller-manager, "
+        "kube-scheduler, kubectl"
+    ) in proc.stderr
     assert "labctl toolchain build" in proc.stderr
     assert not (tmp_path / "state").exists()
 

@@ -22,11 +22,13 @@ def test_server_group_is_ended_by_id(tmp_path) -> None:
     port = free_port()
     # A parent that forks a worker, like `mlflow server`; the worker serves HTTP.
     script = tmp_path / "server.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import subprocess, sys, time
         subprocess.Popen([sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"])
         time.sleep(3600)
-    """))
+    """)
+    )
     with server_process([sys.executable, str(script)], ready=lambda: _answers(port)) as proc:
         pgid = os.getpgid(proc.pid)
         assert pgid == proc.pid  # its own group

@@ -34,8 +34,13 @@ def test_default_spec() -> None:
 
 def test_nodes_render_cpu_and_gpu_pools() -> None:
     nodes = render_nodes(SimSpec(name="c1", cpu_nodes=2, gpu_nodes=3, gpus_per_node=8))
-    assert [n["metadata"]["name"] for n in nodes] == ["c1-cpu-0", "c1-cpu-1", "c1-gpu-0", "c1-gpu-1",
-                                                      "c1-gpu-2"]
+    assert [n["metadata"]["name"] for n in nodes] == [
+        "c1-cpu-0",
+        "c1-cpu-1",
+        "c1-gpu-0",
+        "c1-gpu-1",
+        "c1-gpu-2",
+    ]
     cpu, gpu = nodes[0], nodes[2]
     assert cpu["metadata"]["annotations"] == KWOK_ANNOTATION
     assert GPU_RESOURCE not in cpu["status"]["capacity"]

@@ -29,7 +29,9 @@ def test_staging_replaces_point_at_published_staging_modules() -> None:
 
 def test_tools_gomod_requires_the_pinned_module_with_replaces() -> None:
     text = build.render_tools_gomod(
-        paths.KUBERNETES, go_version="1.26.0", godebug=["default=go1.26"],
+        paths.KUBERNETES,
+        go_version="1.26.0",
+        godebug=["default=go1.26"],
         replaces=build.staging_replaces(UPSTREAM, versions.KUBERNETES_STAGING),
     )
     assert f"require k8s.io/kubernetes {versions.KUBERNETES}\n" in text

@@ -1,0 +1,106 @@
+"""`labctl sim` end to end, through the real CLI: up, idempotent up, refusals, restart, down.
+
+Runs in its own state directory with a small cluster of its own, so it never touches the
+session's test cluster or a developer's clusters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from labctl.kube import Kube
+from labctl.sim import cluster as sim
+from tests.conftest import labctl
+
+NAME = "lifecycle"
+SIZES = ["--cpu-nodes", "1", "--gpu-nodes", "1", "--gpus-per-node", "2"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _port_open(server: str) -> bool:
+    url = urlparse(server)
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((url.hostname or "127.0.0.1", url.port or 443)) == 0
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"LABCTL_STATE_DIR": str(tmp_path / "state")}
+    monkeypatch.setenv("LABCTL_STATE_DIR", env["LABCTL_STATE_DIR"])
+    yield env
+    labctl("sim", "down", NAME, env=env, check=False)
+
+
+def test_sim_lifecycle(state: dict[str, str]) -> None:
+    up = labctl("sim", "up", NAME, *SIZES, env=state)
+    kubeconfig = up.stdout.strip()
+    assert f"sim {NAME}: created" in up.stderr
+    assert kubeconfig == labctl("sim", "kubeconfig", NAME, env=state).stdout.strip()
+
+    kube = Kube.connect(kubeconfig=kubeconfig)
+    assert kube.server_version() == "v1.36.3"
+    nodes = {n["metadata"]["name"]: n for n in kube.list("v1", "Node")}
+    assert sorted(nodes) == [f"{NAME}-cpu-0", f"{NAME}-gpu-0"]
+    assert nodes[f"{NAME}-gpu-0"]["status"]["allocatable"]["nvidia.com/gpu"] == "2"
+
+    again = labctl("sim", "up", NAME, *SIZES, env=state)
+    assert f"sim {NAME}: unchanged" in again.stderr
+    assert again.stdout.strip() == kubeconfig
+
+    other = labctl("sim", "up", NAME, "--cpu-nodes", "4", env=state, check=False)
+    assert other.returncode == 2
+    assert f"simulated cluster '{NAME}' already exists with 1 CPU node(s), 1 GPU node(s) x 2 GPU(s)" in (
+        other.stderr
+    )
+    assert len(kube.list("v1", "Node")) == 2  # nothing changed
+
+    listed = json.loads(labctl("sim", "list", "-o", "json", env=state).stdout)
+    assert [(c["name"], c["running"], c["cpu_nodes"], c["gpu_nodes"]) for c in listed] == [(NAME, True, 1, 1)]
+    assert yaml.safe_load(labctl("sim", "list", "-o", "yaml", env=state).stdout)[0]["name"] == NAME
+
+    cluster = sim.find(NAME)
+    assert cluster is not None
+    server, pids = cluster.server(), list(sim._pids(cluster.directory).values())
+    assert len(pids) == 5 and all(_alive(p) for p in pids)
+    assert _port_open(server)
+
+    down = labctl("sim", "down", NAME, env=state)
+    assert f"sim {NAME}: deleted" in down.stderr
+    assert not any(_alive(p) for p in pids)
+    assert not _port_open(server)
+    assert not cluster.directory.exists()
+    assert list((Path(state["LABCTL_STATE_DIR"]) / "kwok" / "clusters").iterdir()) == []
+
+    gone = labctl("sim", "down", NAME, env=state)
+    assert f"sim {NAME}: not found, nothing to do" in gone.stderr
+
+
+def test_up_restarts_a_cluster_whose_processes_died(state: dict[str, str]) -> None:
+    labctl("sim", "up", NAME, *SIZES, env=state)
+    cluster = sim.find(NAME)
+    assert cluster is not None
+    sim._stop(sim._pids(cluster.directory).values())  # as after a reboot
+    assert sim.find(NAME).running is False  # type: ignore[union-attr]
+
+    started = time.monotonic()
+    up = labctl("sim", "up", NAME, *SIZES, env=state)
+    assert f"sim {NAME}: started" in up.stderr
+    assert time.monotonic() - started < 60
+    kube = Kube.connect(kubeconfig=up.stdout.strip())
+    assert len(kube.list("v1", "Node")) == 2
+    assert os.path.exists(up.stdout.strip())
