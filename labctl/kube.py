@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -26,7 +27,7 @@ from labctl.names import FIELD_MANAGER
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-Action = Literal["created", "configured", "unchanged"]
+Action = Literal["created", "configured", "unchanged", "applied"]
 
 
 class KubeError(LabctlError):
@@ -137,6 +138,10 @@ class Kube:
             self._dynamic = with_retries(lambda: DynamicClient(self.api_client), what="API discovery")
         return self._dynamic
 
+    def forget_discovery(self) -> None:
+        """Drop cached API discovery, e.g. after installing CRDs."""
+        self._dynamic = None
+
     def core(self) -> k8s_client.CoreV1Api:
         return k8s_client.CoreV1Api(self.api_client)
 
@@ -184,13 +189,18 @@ class Kube:
         field_manager: str = FIELD_MANAGER,
         force: bool = True,
         subresource: str | None = None,
+        detect_changes: bool = True,
     ) -> ApplyResult:
-        """Server-side apply ``obj``; tell whether the server created, changed or kept it."""
+        """Server-side apply ``obj``; tell whether the server created, changed or kept it.
+
+        ``detect_changes=False`` skips the GET that tells those apart (action "applied"):
+        bulk reconcilers that track their own hashes do not need it.
+        """
         ref = ObjectRef.of(obj)
         resource = self._resource(ref.api_version, ref.kind)
         if subresource:
             resource = resource.subresources[subresource]
-        before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+        before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace) if detect_changes else None
         result = with_retries(
             lambda: self.dynamic.server_side_apply(
                 resource,
@@ -201,8 +211,10 @@ class Kube:
             ).to_dict(),
             what=f"apply {ref}",
         )
-        if before is None:
-            action: Action = "created"
+        if not detect_changes:
+            action: Action = "applied"
+        elif before is None:
+            action = "created"
         elif before["metadata"]["resourceVersion"] == result["metadata"]["resourceVersion"]:
             action = "unchanged"  # a no-op apply does not bump resourceVersion
         else:
@@ -216,6 +228,43 @@ class Kube:
         return with_retries(
             lambda: resource.create(body=obj, namespace=ref.namespace, field_manager=field_manager).to_dict(),
             what=f"create {ref}",
+        )
+
+    def apply_all(self, objects: Sequence[dict[str, Any]], *, workers: int = 8) -> int:
+        """Apply many objects concurrently (bounded), without change detection; returns the count."""
+        if len(objects) <= 1 or workers <= 1:
+            for obj in objects:
+                self.apply(obj, detect_changes=False)
+            return len(objects)
+        with ThreadPoolExecutor(max_workers=min(workers, len(objects))) as pool:
+            for _ in pool.map(lambda o: self.apply(o, detect_changes=False), objects):
+                pass
+        return len(objects)
+
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON merge patch, e.g. of a ``status`` we own."""
+        resource = self._resource(api_version, kind)
+        if subresource:
+            resource = resource.subresources[subresource]
+        ref = ObjectRef(api_version, kind, name, namespace)
+        return with_retries(
+            lambda: self.dynamic.patch(
+                resource,
+                body=body,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            ).to_dict(),
+            what=f"patch {ref}" + (f" {subresource}" if subresource else ""),
         )
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:

@@ -7,6 +7,9 @@ from typing import Any
 import click
 
 from labctl import __version__
+from labctl.cli.cohort import cohort
+from labctl.cli.install import controller, install_cmd, uninstall_cmd
+from labctl.cli.learner import learner
 from labctl.cli.sim import sim
 from labctl.cli.toolchain import toolchain
 from labctl.errors import LabctlError
@@ -41,6 +44,11 @@ def cli() -> None:
 
 
 cli.add_command(sim)
+cli.add_command(cohort)
+cli.add_command(learner)
+cli.add_command(install_cmd)
+cli.add_command(uninstall_cmd)
+cli.add_command(controller)
 cli.add_command(toolchain)
 
 

@@ -1,0 +1,1 @@
+"""labctl's Kubernetes API: the custom resources' models, and the CRDs generated from them."""

@@ -1,0 +1,33 @@
+"""Options every cluster command shares, spelled as kubectl spells them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from labctl.kube import Kube
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kube_options(func: F) -> F:
+    """Add ``--kubeconfig`` and ``--context``; the command receives a connected ``kube``."""
+    func = click.option("--context", default=None, help="The kubeconfig context to use.")(func)
+    func = click.option(
+        "--kubeconfig",
+        default=None,
+        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
+    )(func)
+
+    def wrapper(*args: Any, kubeconfig: str | None, context: str | None, **kwargs: Any) -> Any:
+        kube = Kube.connect(kubeconfig=kubeconfig, context=context)
+        return func(*args, kube=kube, **kwargs)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    # click reads the params collected on the function it wraps.
+    wrapper.__click_params__ = func.__click_params__  # type: ignore[attr-defined]
+    func.__click_params__ = []  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,85 @@
+"""``labctl install`` / ``uninstall`` and ``labctl controller run``."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import click
+
+from labctl.cli.common import kube_options
+from labctl.errors import LabctlError
+from labctl.kube import Kube
+from labctl.provision import install as plan
+from labctl.provision.tenancy import CONTROLLER_NAMESPACE
+
+
+def _kind(obj: dict) -> str:
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    return f"{obj['kind'].lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
+
+
+@click.command("install")
+@click.option(
+    "--local-controller",
+    is_flag=True,
+    help="Do not deploy the controller; run it yourself with `labctl controller run`.",
+)
+@click.option("--image", default=plan.DEFAULT_IMAGE, show_default=True, help="Controller image.")
+@kube_options
+def install_cmd(kube: Kube, local_controller: bool, image: str) -> None:
+    """Install CRDs, the admission policy and the controller into the cluster."""
+    for obj in plan.render_install(controller=not local_controller, image=image):
+        click.echo(f"{_kind(obj)} {kube.apply(obj).action}")
+    _wait_established(kube)
+    secret = plan.render_key_secret()
+    if kube.get("v1", "Secret", plan.KEY_SECRET, CONTROLLER_NAMESPACE) is None:
+        kube.create(secret)
+        click.echo(f"secret/{plan.KEY_SECRET} created")
+    else:
+        click.echo(f"secret/{plan.KEY_SECRET} unchanged")
+
+
+def _established(kube: Kube, name: str) -> bool:
+    crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+def _wait_established(kube: Kube) -> None:
+    for crd in plan.crds():
+        name = crd["metadata"]["name"]
+        kube.wait_for(partial(_established, kube, name), timeout=30, what=f"CRD {name} to be established")
+    kube.forget_discovery()  # the new kinds must resolve in this process
+
+
+@click.command("uninstall")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@kube_options
+def uninstall_cmd(kube: Kube, yes: bool) -> None:
+    """Remove the controller, the admission policy and the CRDs (all cohorts go with them)."""
+    if not yes:
+        click.confirm("Remove labctl, every cohort and every learner namespace?", abort=True)
+    for obj in reversed(plan.render_install(controller=True)):
+        gone = kube.delete(
+            obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
+        )
+        click.echo(f"{_kind(obj)} {'deleted' if gone else 'not found'}")
+
+
+@click.group()
+def controller() -> None:
+    """The labctl controller."""
+
+
+@controller.command("run")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
+@click.option("--liveness-port", type=int, default=None, help="Serve /healthz on this port.")
+@kube_options
+def run_cmd(kube: Kube, metrics_port: int | None, liveness_port: int | None) -> None:
+    """Run the controller in this process (against --kubeconfig/--context)."""
+    from labctl.controller.run import run
+
+    try:
+        run(kube, metrics_port=metrics_port, liveness_port=liveness_port)
+    except KeyboardInterrupt:
+        raise LabctlError("interrupted") from None

@@ -1,0 +1,1 @@
+"""The labctl controller: thin kopf handlers over idempotent reconcile functions."""

@@ -1,0 +1,32 @@
+"""What every handler shares: the API connection, the credentials key, stack settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from labctl.kube import Kube
+
+
+@dataclass
+class Memo:
+    kube: Kube
+    key: bytes
+    stack_settings: Any = None
+
+    def connection_info(self) -> kopf.ConnectionInfo:
+        """kopf's own connection, from the same kubeconfig/context labctl was given."""
+        conf = self.kube.api_client.configuration
+        header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
+        scheme, _, token = (header or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=conf.host,
+            ca_path=conf.ssl_ca_cert,
+            insecure=not conf.verify_ssl,
+            scheme=scheme or None,
+            token=token or None,
+            certificate_path=conf.cert_file,
+            private_key_path=conf.key_file,
+        )

@@ -1,0 +1,118 @@
+"""Idempotent reconcilers. Each takes the live object and converges the cluster to it.
+
+They are plain functions of (Kube, object) so they can be tested and benchmarked without
+kopf; the handlers only route events here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from labctl.api.v1alpha1 import API_VERSION
+from labctl.kube import Kube
+from labctl.names import GROUP
+from labctl.provision.cohort import render_learners
+from labctl.provision.learner import objects_hash, render_learner_objects
+from labctl.provision.tenancy import COHORT_LABEL, LEARNER_LABEL
+
+log = logging.getLogger(__name__)
+STACK_LABEL = f"{GROUP}/stack"
+
+
+@dataclass(frozen=True)
+class CohortResult:
+    applied: int
+    deleted: int
+    unchanged: int
+
+
+def _same(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    meta_live, meta_want = live["metadata"], desired["metadata"]
+    return (
+        live.get("spec") == desired["spec"]
+        and all((meta_live.get("labels") or {}).get(k) == v for k, v in meta_want["labels"].items())
+        and [o["uid"] for o in meta_live.get("ownerReferences") or []]
+        == [o["uid"] for o in meta_want.get("ownerReferences") or []]
+    )
+
+
+def reconcile_cohort(kube: Kube, cohort: dict[str, Any], *, workers: int = 16) -> CohortResult:
+    """Make the cohort's Learner objects match its roster: apply what differs, delete who left."""
+    name = cohort["metadata"]["name"]
+    desired = {obj["metadata"]["name"]: obj for obj in render_learners(cohort)}
+    live = {
+        obj["metadata"]["name"]: obj
+        for obj in kube.list(API_VERSION, "Learner", label_selector=f"{COHORT_LABEL}={name}")
+    }
+    changed = [obj for key, obj in desired.items() if key not in live or not _same(live[key], obj)]
+    kube.apply_all(changed, workers=workers)
+    gone = [key for key in live if key not in desired]
+    for key in gone:
+        kube.delete(API_VERSION, "Learner", key)
+    return CohortResult(applied=len(changed), deleted=len(gone), unchanged=len(desired) - len(changed))
+
+
+@dataclass(frozen=True)
+class LearnerApplied:
+    digest: str
+    stacks: tuple[str, ...]  # the stack components rendered, whose readiness decides "Ready"
+
+
+def reconcile_learner(
+    kube: Kube, learner: dict[str, Any], *, key: bytes, stack_settings: Any = None, workers: int = 8
+) -> LearnerApplied | None:
+    """Apply the learner's namespace and everything in it, unless the last apply was identical.
+
+    Returns what was applied, or None when nothing had to be written.
+    """
+    objects = render_learner_objects(learner, key=key, stack_settings=stack_settings)
+    digest = objects_hash(objects)
+    status = learner.get("status") or {}
+    if status.get("appliedHash") == digest:
+        return None
+    kube.apply(objects[0], detect_changes=False)  # the namespace, before what lives in it
+    kube.apply_all(objects[1:], workers=workers)
+    stacks = sorted(
+        {
+            o["metadata"]["labels"][STACK_LABEL]
+            for o in objects
+            if o["kind"] == "Deployment" and STACK_LABEL in o["metadata"].get("labels", {})
+        }
+    )
+    return LearnerApplied(digest, tuple(stacks))
+
+
+def learner_phase(*, applied: bool, stacks: dict[str, bool], suspended: bool) -> str:
+    if suspended:
+        return "Suspended"
+    if not applied:
+        return "Provisioning"
+    return "Ready" if all(stacks.values()) else "Provisioning"
+
+
+def condition(kind: str, ok: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "observedGeneration": generation,
+    }
+
+
+def cohort_counts(learners: list[dict[str, Any]]) -> tuple[int, int]:
+    """(learners, ready) from the cohort's Learner objects."""
+    ready = sum(1 for obj in learners if (obj.get("status") or {}).get("phase") == "Ready")
+    return len(learners), ready
+
+
+def learners_of(kube: Kube, cohort: str) -> list[dict[str, Any]]:
+    return kube.list(API_VERSION, "Learner", label_selector=f"{COHORT_LABEL}={cohort}")
+
+
+def learner_of_namespace(namespace_labels: dict[str, str]) -> str | None:
+    return namespace_labels.get(LEARNER_LABEL)

@@ -1,0 +1,1 @@
+"""Pure rendering of what each learner gets: tenancy guard-rails and stacks."""

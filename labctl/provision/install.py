@@ -1,0 +1,167 @@
+"""What `labctl install` puts in a cluster: CRDs, the admission policy, the controller.
+
+Rendered here, applied by the CLI, and checked in under manifests/ for people to read
+(hack/gen-manifests.py writes them; a unit test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from labctl.api.crds import crds
+from labctl.provision.policies import render_policies
+from labctl.provision.tenancy import ALL_VERBS, CONTROLLER_NAMESPACE, LEARNER_RULES, READ_VERBS
+
+CONTROLLER_NAME = "labctl-controller"
+KEY_SECRET = "labctl-controller-key"
+METRICS_PORT = 8080
+LIVENESS_PORT = 8081
+DEFAULT_IMAGE = "labctl.local/labctl-controller:0.1.0"
+PART_OF = {"app.kubernetes.io/part-of": "labctl"}
+CONTROLLER_LABELS = {**PART_OF, "app.kubernetes.io/name": CONTROLLER_NAME}
+
+
+def controller_rules() -> list[dict[str, Any]]:
+    """Least privilege for the controller. It must hold every right it grants learners
+    (RBAC forbids granting what you do not have), and what it needs to build namespaces."""
+    return [
+        {"apiGroups": ["labctl.dev"], "resources": ["cohorts", "learners"], "verbs": ALL_VERBS},
+        {
+            "apiGroups": ["labctl.dev"],
+            "resources": ["cohorts/status", "learners/status"],
+            "verbs": ["get", "update", "patch"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["resourcequotas", "limitranges"], "verbs": ALL_VERBS},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["roles", "rolebindings"],
+            "verbs": ALL_VERBS,
+        },
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": READ_VERBS,
+        },
+        *LEARNER_RULES,
+    ]
+
+
+def render_namespace() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": CONTROLLER_NAMESPACE,
+            "labels": {**PART_OF, "pod-security.kubernetes.io/enforce": "restricted"},
+        },
+    }
+
+
+def render_key_secret() -> dict[str, Any]:
+    """Created once, never re-applied: it is the root of every learner's derived credentials."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": KEY_SECRET, "namespace": CONTROLLER_NAMESPACE, "labels": dict(PART_OF)},
+        "type": "Opaque",
+        "stringData": {"key": secrets.token_hex(32)},
+    }
+
+
+def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
+    """ServiceAccount, ClusterRole(+Binding), Deployment and metrics Service of the in-cluster controller."""
+    ns = CONTROLLER_NAMESPACE
+    meta = {"name": CONTROLLER_NAME, "namespace": ns, "labels": dict(CONTROLLER_LABELS)}
+    security = {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = {
+        "name": "controller",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            "controller",
+            "run",
+            "--metrics-port",
+            str(METRICS_PORT),
+            "--liveness-port",
+            str(LIVENESS_PORT),
+        ],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "1", "memory": "512Mi"},
+        },
+        "securityContext": security,
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": LIVENESS_PORT}, "periodSeconds": 20},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": CONTROLLER_NAME, "labels": dict(CONTROLLER_LABELS)},
+            "rules": controller_rules(),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": CONTROLLER_NAME, "labels": dict(CONTROLLER_LABELS)},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": CONTROLLER_NAME,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": ns}],
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},  # kopf runs standalone: one at a time
+                "selector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER_NAME}},
+                "template": {
+                    "metadata": {"labels": dict(CONTROLLER_LABELS)},
+                    "spec": {
+                        "serviceAccountName": CONTROLLER_NAME,
+                        "containers": [container],
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": {"app.kubernetes.io/name": CONTROLLER_NAME},
+                "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}],
+            },
+        },
+    ]
+
+
+def render_install(*, controller: bool, image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
+    """Everything `labctl install` applies, in order (the key Secret is handled separately)."""
+    objects = [*crds(), *render_policies(), render_namespace()]
+    if controller:
+        objects += render_controller(image)
+    return objects

@@ -1,0 +1,53 @@
+"""Everything one learner gets, rendered from their Learner object: namespace, guard-rails, stacks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+from typing import Any
+
+from labctl.api.v1alpha1 import LearnerSpec
+from labctl.provision.cohort import owner_reference
+from labctl.provision.quota import profile
+from labctl.provision.tenancy import learner_labels, render_guardrails, render_namespace
+
+
+def derive_secret(key: bytes, namespace: str, purpose: str, length: int = 32) -> str:
+    """A per-learner secret derived from the controller's key: stable across reconciles and
+    restarts (so a re-apply writes nothing), different for every learner and purpose."""
+    digest = hmac.new(key, f"{namespace}/{purpose}".encode(), hashlib.sha256).hexdigest()
+    return digest[:length]
+
+
+def render_learner_objects(
+    learner: dict[str, Any], *, key: bytes, stack_settings: Any = None
+) -> list[dict[str, Any]]:
+    """The namespace first, then its contents. ``stack_settings=None`` means default stacks."""
+    name = learner["metadata"]["name"]
+    spec = LearnerSpec.model_validate(learner["spec"])
+    owner = owner_reference(learner) if learner["metadata"].get("uid") else None
+    objects = [render_namespace(name, cohort=spec.cohort, email=spec.email, owner=owner)]
+    objects += render_guardrails(name, cohort=spec.cohort, quota=profile(spec.quota_profile))
+    objects += _stacks(name, spec.cohort, key, stack_settings)
+    return objects
+
+
+def _stacks(namespace: str, cohort: str, key: bytes, settings: Any) -> list[dict[str, Any]]:
+    try:
+        stacks: Any = importlib.import_module("labctl.provision.stacks")
+    except ImportError:  # the stacks package lands separately; tenancy works without it
+        return []
+    credentials = stacks.ObjectStoreCredentials(
+        access_key=f"lab{derive_secret(key, namespace, 'access-key', 17)}",
+        secret_key=derive_secret(key, namespace, "secret-key", 40),
+    )
+    return stacks.render_stacks(
+        namespace, learner_labels(cohort, namespace), credentials, settings or stacks.StackSettings()
+    )
+
+
+def objects_hash(objects: list[dict[str, Any]]) -> str:
+    """A digest of the desired state: equal digests mean nothing to apply."""
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:16]

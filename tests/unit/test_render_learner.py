@@ -1,0 +1,114 @@
+"""What one learner gets, rendered with no cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.api.crds import crds
+from labctl.errors import UsageError
+from labctl.names import MANAGED_BY
+from labctl.provision import quota
+from labctl.provision.cohort import render_learners
+from labctl.provision.learner import derive_secret, objects_hash, render_learner_objects
+from labctl.provision.tenancy import LEARNER_RULES
+
+COHORT = {
+    "apiVersion": "labctl.dev/v1alpha1",
+    "kind": "Cohort",
+    "metadata": {"name": "c1", "uid": "uid-c1"},
+    "spec": {
+        "level": "advanced",
+        "labs": ["advanced/gpu-scheduling"],
+        "quotaProfile": "gpu",
+        "learners": [{"email": "Ada@Uni.edu", "name": "Ada"}, {"email": "bob@uni.edu"}],
+    },
+}
+
+
+def learner_obj() -> dict:
+    obj = render_learners(COHORT)[0]
+    obj["metadata"]["uid"] = "uid-ada"
+    return obj
+
+
+def test_cohort_renders_one_owned_learner_per_entry() -> None:
+    learners = render_learners(COHORT)
+    assert [lr["spec"]["email"] for lr in learners] == ["ada@uni.edu", "bob@uni.edu"]
+    ada = learners[0]
+    assert ada["metadata"]["ownerReferences"][0]["uid"] == "uid-c1"
+    assert ada["spec"] == {
+        "cohort": "c1",
+        "email": "ada@uni.edu",
+        "displayName": "Ada",
+        "level": "advanced",
+        "labs": ["advanced/gpu-scheduling"],
+        "quotaProfile": "gpu",
+        "suspended": False,
+    }
+
+
+def test_learner_objects_are_labelled_owned_and_guarded() -> None:
+    objects = render_learner_objects(learner_obj(), key=b"k")
+    ns = objects[0]
+    assert ns["kind"] == "Namespace"
+    assert ns["metadata"]["ownerReferences"][0]["uid"] == "uid-ada"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    name = ns["metadata"]["name"]
+    for obj in objects:
+        assert obj["metadata"]["labels"].items() >= MANAGED_BY.items()
+        assert obj["metadata"]["labels"]["labctl.dev/cohort"] == "c1"
+        if obj is not ns:
+            assert obj["metadata"]["namespace"] == name
+    kinds = {o["kind"] for o in objects}
+    assert {"ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding"} <= kinds
+    rq = next(o for o in objects if o["kind"] == "ResourceQuota")
+    assert rq["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
+    assert rq["spec"]["hard"]["services.nodeports"] == "0"
+
+
+def test_learner_role_never_grants_rbac_quota_or_labctl() -> None:
+    for rule in LEARNER_RULES:
+        assert "rbac.authorization.k8s.io" not in rule["apiGroups"]
+        assert "labctl.dev" not in rule["apiGroups"]
+        assert "*" not in rule["apiGroups"] and "*" not in rule["resources"] and "*" not in rule["verbs"]
+        if {"resourcequotas", "limitranges"} & set(rule["resources"]):
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+        assert (
+            "escalate" not in rule["verbs"]
+            and "bind" not in rule["verbs"]
+            and "impersonate" not in rule["verbs"]
+        )
+
+
+def test_rendering_is_deterministic_and_secrets_are_derived() -> None:
+    assert objects_hash(render_learner_objects(learner_obj(), key=b"k")) == objects_hash(
+        render_learner_objects(learner_obj(), key=b"k")
+    )
+    assert derive_secret(b"k", "ns-a", "s") == derive_secret(b"k", "ns-a", "s")
+    assert derive_secret(b"k", "ns-a", "s") != derive_secret(b"k", "ns-b", "s")
+    assert derive_secret(b"k", "ns-a", "s") != derive_secret(b"other", "ns-a", "s")
+
+
+def test_unknown_quota_profile() -> None:
+    with pytest.raises(
+        UsageError, match="unknown quota profile 'huge'; choose one of: small, medium, large, gpu"
+    ):
+        quota.profile("huge")
+
+
+def test_crds_are_structural() -> None:
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            assert "$ref" not in node and "anyOf" not in node and "title" not in node
+            if "properties" in node:
+                assert node.get("type") == "object"
+                assert node.get("additionalProperties") is None
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for crd in crds():
+        walk(crd["spec"]["versions"][0]["schema"])
+        assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
