@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from labctl.kube import Kube
+from tests.helpers.processes import free_port, server_process
 
 TEST_SIM_NAME = "labctl-test"
 LABCTL = [sys.executable, "-m", "labctl.cli"]
 
 
 @dataclass(frozen=True)
-class TestCluster:
+class ClusterUnderTest:
     kubeconfig: str
     context: str | None
     simulated: bool
@@ -48,20 +50,51 @@ def labctl(
 
 
 @pytest.fixture(scope="session")
-def test_cluster() -> Iterator[TestCluster]:
+def test_cluster() -> Iterator[ClusterUnderTest]:
     external = os.environ.get("LABCTL_TEST_KUBECONFIG")
     if external:
-        yield TestCluster(external, os.environ.get("LABCTL_TEST_CONTEXT"), simulated=False)
+        yield ClusterUnderTest(external, os.environ.get("LABCTL_TEST_CONTEXT"), simulated=False)
         return
     up = labctl("sim", "up", TEST_SIM_NAME)
     try:
-        yield TestCluster(up.stdout.strip(), f"kwok-{TEST_SIM_NAME}", simulated=True)
+        yield ClusterUnderTest(up.stdout.strip(), f"kwok-{TEST_SIM_NAME}", simulated=True)
     finally:
         labctl("sim", "down", TEST_SIM_NAME)
 
 
+def cluster_args(cluster: ClusterUnderTest) -> list[str]:
+    """``--kubeconfig``/``--context`` for the test cluster, as a user would pass them."""
+    args = ["--kubeconfig", cluster.kubeconfig]
+    return args + (["--context", cluster.context] if cluster.context else [])
+
+
 @pytest.fixture(scope="session")
-def kube(test_cluster: TestCluster) -> Kube:
+def controller(test_cluster: ClusterUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """labctl installed, and its controller running as a local process (its own process group).
+
+    With ``LABCTL_TEST_CONTROLLER=in-cluster`` the cluster's installed controller is used instead.
+    """
+    if os.environ.get("LABCTL_TEST_CONTROLLER") == "in-cluster":
+        yield
+        return
+    labctl("install", "--local-controller", *cluster_args(test_cluster))
+    port = free_port()
+    log = (tmp_path_factory.mktemp("controller") / "controller.log").open("wb")
+    cmd = [*LABCTL, "controller", "run", "--liveness-port", str(port), *cluster_args(test_cluster)]
+    with server_process(cmd, ready=lambda: _healthy(port), timeout=60, log=log):
+        yield
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kube(test_cluster: ClusterUnderTest) -> Kube:
     return Kube.connect(kubeconfig=test_cluster.kubeconfig, context=test_cluster.context)
 
 
