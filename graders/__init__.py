@@ -1,0 +1,1 @@
+"""Reusable outcome checks: a check is a function of (context, params) -> result."""
