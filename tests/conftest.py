@@ -6,10 +6,13 @@ The cluster is a labctl sim cluster started for the run, or, when
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from labctl.kube import Kube
-from tests.helpers.processes import free_port, server_process
+from tests.helpers.processes import free_port, stop_group
 
 TEST_SIM_NAME = "labctl-test"
 LABCTL = [sys.executable, "-m", "labctl.cli"]
@@ -68,21 +71,57 @@ def cluster_args(cluster: ClusterUnderTest) -> list[str]:
     return args + (["--context", cluster.context] if cluster.context else [])
 
 
+class ControllerProcess:
+    """`labctl controller run` as a local process in its own group; tests may kill and restart it."""
+
+    def __init__(self, cluster: ClusterUnderTest, log_path: Path) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        port = free_port()
+        cmd = [*LABCTL, "controller", "run", "--liveness-port", str(port), *cluster_args(self.cluster)]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not _healthy(port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"controller did not start; see {self.log_path}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: a crash, not a shutdown."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+
+
 @pytest.fixture(scope="session")
-def controller(test_cluster: ClusterUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def controller(
+    test_cluster: ClusterUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControllerProcess | None]:
     """labctl installed, and its controller running as a local process (its own process group).
 
     With ``LABCTL_TEST_CONTROLLER=in-cluster`` the cluster's installed controller is used instead.
     """
     if os.environ.get("LABCTL_TEST_CONTROLLER") == "in-cluster":
-        yield
+        yield None
         return
     labctl("install", "--local-controller", *cluster_args(test_cluster))
-    port = free_port()
-    log = (tmp_path_factory.mktemp("controller") / "controller.log").open("wb")
-    cmd = [*LABCTL, "controller", "run", "--liveness-port", str(port), *cluster_args(test_cluster)]
-    with server_process(cmd, ready=lambda: _healthy(port), timeout=60, log=log):
-        yield
+    process = ControllerProcess(test_cluster, tmp_path_factory.mktemp("controller") / "controller.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def _healthy(port: int) -> bool:
