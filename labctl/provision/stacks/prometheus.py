@@ -1,0 +1,212 @@
+"""The learner's Prometheus: scrapes annotated pods of their own namespace, evaluates the alert
+rules they write, and sends alerts to their Alertmanager.
+
+Rules: the learner creates a ConfigMap named ``alert-rules`` (each key a rule file ending in
+``.yaml`` or ``.yml``); it is mounted as an optional volume, so Prometheus starts without it
+and the kubelet fills the directory in when it appears or changes.
+
+Reload: the kubelet refreshes mounted ConfigMaps but Prometheus reads rule files only at start
+and on reload. A prometheus-config-reloader sidecar watches the rule and config directories and
+POSTs ``/-/reload`` (``--web.enable-lifecycle``). Chosen over Prometheus's own
+``auto-reload-config`` feature because that needs a recent Prometheus, and the Debian package
+the local images are built from (2.42) ignores unknown feature flags silently: rules would never
+reload. The reloader is one tiny Go process (~10 MB) and works with every Prometheus version.
+A rule file that does not parse is rejected by the reload and the previous rules stay loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal
+
+import yaml
+
+from labctl.provision.stacks import alertmanager
+from labctl.provision.stacks.common import (
+    Object,
+    Stack,
+    config_map,
+    config_map_volume,
+    container,
+    deployment,
+    http_probe,
+    pod_spec,
+    scratch_volume,
+    service,
+)
+from labctl.provision.stacks.settings import Component, StackSettings, parse_quantity
+
+COMPONENT: Component = "prometheus"
+SERVICE = COMPONENT
+PORT = 9090
+RELOADER_PORT = 8080
+CONFIG_MAP = "prometheus-config"
+RULES_CONFIG_MAP = "alert-rules"  # written by the learner, never by labctl
+CONFIG_DIR = "/etc/prometheus/config"
+RULES_DIR = "/etc/prometheus/rules"
+DATA = "/prometheus"
+SCRAPE_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT)}
+
+_POD_META = "__meta_kubernetes_pod_"
+_PORT_AND_IP = [f"{_POD_META}annotation_prometheus_io_port", f"{_POD_META}ip"]
+
+
+def _pods_job() -> Object:
+    """Pods of the learner's namespace annotated ``prometheus.io/scrape: "true"``; the usual
+    ``prometheus.io/port``, ``/path`` and ``/scheme`` annotations say where."""
+    relabel: list[Object] = [
+        {"source_labels": [f"{_POD_META}annotation_prometheus_io_scrape"], "regex": "true", "action": "keep"},
+        {
+            "source_labels": [f"{_POD_META}phase"],
+            "regex": "Pending|Succeeded|Failed|Unknown",
+            "action": "drop",
+        },
+        {
+            "source_labels": [f"{_POD_META}annotation_prometheus_io_scheme"],
+            "regex": "(https?)",
+            "target_label": "__scheme__",
+        },
+        {
+            "source_labels": [f"{_POD_META}annotation_prometheus_io_path"],
+            "regex": "(.+)",
+            "target_label": "__metrics_path__",
+        },
+        # The annotated port on the pod's IP, IPv4 or (bracketed) IPv6.
+        {
+            "source_labels": list(_PORT_AND_IP),
+            "regex": r"(\d+);(\d+\.\d+\.\d+\.\d+)",
+            "replacement": "$2:$1",
+            "target_label": "__address__",
+        },
+        {
+            "source_labels": list(_PORT_AND_IP),
+            "regex": r"(\d+);([0-9a-fA-F:.]*:[0-9a-fA-F:.]*)",
+            "replacement": "[$2]:$1",
+            "target_label": "__address__",
+        },
+        {"action": "labelmap", "regex": f"{_POD_META}label_(.+)"},
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": [f"{_POD_META}name"], "target_label": "pod"},
+    ]
+    return {
+        "job_name": "pods",
+        # own_namespace: the namespace Prometheus runs in, and its Role allows no other.
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"own_namespace": True}}],
+        "relabel_configs": relabel,
+    }
+
+
+# Cached: YAML dumping is most of a render's time, and every learner shares this text.
+@functools.lru_cache(maxsize=16)
+def prometheus_config(settings: StackSettings) -> str:
+    """prometheus.yml. The same for every learner: nothing in it names the namespace."""
+    monitoring = settings.monitoring
+    config: Object = {
+        "global": {
+            "scrape_interval": monitoring.scrape_interval,
+            "evaluation_interval": monitoring.evaluation_interval,
+        },
+        "rule_files": [f"{RULES_DIR}/*.yaml", f"{RULES_DIR}/*.yml"],
+    }
+    if settings.is_enabled(alertmanager.COMPONENT):
+        target = f"{alertmanager.SERVICE}:{alertmanager.PORT}"
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
+    config["scrape_configs"] = [_pods_job()]
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def retention_size(storage: str) -> str:
+    """70 % of the data volume: blocks and WAL stay below the emptyDir limit, so the kubelet
+    never evicts Prometheus for filling it (Prometheus's MB are MiB)."""
+    return f"{int(parse_quantity(storage) * Decimal('0.7')) // 2**20}MB"
+
+
+def _rbac(stack: Stack) -> list[Object]:
+    """Service discovery in the learner's namespace, nothing else (a subset of the learner's own rights)."""
+    meta = stack.meta(COMPONENT, COMPONENT)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta,
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": stack.meta(COMPONENT, COMPONENT),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods", "services", "endpoints"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": stack.meta(COMPONENT, COMPONENT),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": COMPONENT},
+            "subjects": [{"kind": "ServiceAccount", "name": COMPONENT, "namespace": stack.namespace}],
+        },
+    ]
+
+
+def _containers(settings: StackSettings) -> list[Object]:
+    server = container(
+        "prometheus",
+        settings.images.prometheus,
+        settings.resources.prometheus,
+        args=[
+            f"--config.file={CONFIG_DIR}/prometheus.yml",
+            f"--storage.tsdb.path={DATA}",
+            f"--storage.tsdb.retention.time={settings.monitoring.retention}",
+            f"--storage.tsdb.retention.size={retention_size(settings.storage.prometheus)}",
+            f"--web.listen-address=:{PORT}",
+            "--web.enable-lifecycle",  # /-/reload, for the reloader
+        ],
+        ports=[("http", PORT)],
+        mounts=[("config", CONFIG_DIR, True), ("rules", RULES_DIR, True), ("data", DATA, False)],
+        probes={
+            "readinessProbe": http_probe("/-/ready", "http"),
+            "livenessProbe": http_probe("/-/healthy", "http", period=20),
+        },
+    )
+    reloader = container(
+        "config-reloader",
+        settings.images.config_reloader,
+        settings.resources.config_reloader,
+        args=[
+            f"--watched-dir={CONFIG_DIR}",
+            f"--watched-dir={RULES_DIR}",
+            f"--reload-url=http://127.0.0.1:{PORT}/-/reload",
+            f"--watch-interval={settings.monitoring.rule_reload_interval}",
+            f"--listen-address=:{RELOADER_PORT}",
+        ],
+        ports=[("reloader", RELOADER_PORT)],
+        mounts=[("config", CONFIG_DIR, True), ("rules", RULES_DIR, True)],
+        probes={
+            "readinessProbe": http_probe("/healthz", "reloader"),
+            "livenessProbe": http_probe("/healthz", "reloader", period=20),
+        },
+    )
+    return [server, reloader]
+
+
+def render(stack: Stack) -> list[Object]:
+    settings = stack.settings
+    volumes = [
+        config_map_volume("config", CONFIG_MAP),
+        config_map_volume("rules", RULES_CONFIG_MAP, optional=True),
+        scratch_volume("data", settings.storage.prometheus),  # short retention: not worth a claim
+    ]
+    spec = pod_spec(stack, _containers(settings), volumes, service_account=COMPONENT)
+    return [
+        *_rbac(stack),
+        config_map(stack, COMPONENT, CONFIG_MAP, {"prometheus.yml": prometheus_config(settings)}),
+        # No config hash on the template: the reloader applies config changes without a restart,
+        # which would lose the metrics on the emptyDir.
+        deployment(stack, COMPONENT, spec, annotations=SCRAPE_ANNOTATIONS),
+        service(stack, COMPONENT, [("http", PORT)]),
+    ]
