@@ -5,7 +5,7 @@ The learner's DVC remote and MLflow's artifact store. Its root credentials are t
 variable boto3, DVC and MLflow read.
 
 Buckets: for the posix backend a bucket *is* a top-level directory of the gateway root
-(versitygw's documented layout), so an init container runs ``mkdir -p /data/dvc /data/mlflow``
+(versitygw's documented layout), so an init container runs ``mkdir -p`` for both
 before the server starts. Chosen over a Job that calls CreateBucket because it needs no S3
 client image, no wait for the server and no retries, runs again on every pod start (a bucket
 the learner deleted comes back), and leaves no finished pod behind for each of hundreds of
@@ -38,7 +38,10 @@ REGION = "us-east-1"  # versitygw's default region; clients must sign for the sa
 DVC_BUCKET = "dvc"
 MLFLOW_BUCKET = "mlflow"
 BUCKETS = (DVC_BUCKET, MLFLOW_BUCKET)
-ROOT = "/data"
+DATA = "/data"
+# The gateway serves a subdirectory, not the claim's root: an ext4-formatted volume has a
+# root-owned lost+found at its root, which the posix backend would list as a bucket.
+ROOT = f"{DATA}/buckets"
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
         settings.images.object_store,
         settings.resources.bucket_init,
         command=["mkdir", "-p", *(f"{ROOT}/{bucket}" for bucket in BUCKETS)],
-        mounts=[("data", ROOT, False)],
+        mounts=[("data", DATA, False)],
     )
     server = container(
         "versitygw",
@@ -102,7 +105,7 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
         ],
         args=["--port", f":{PORT}", "--health", "/health", "--quiet", "posix", ROOT],
         ports=[("s3", PORT)],
-        mounts=[("data", ROOT, False), ("tmp", "/tmp", False)],
+        mounts=[("data", DATA, False), ("tmp", "/tmp", False)],
         probes={
             "readinessProbe": http_probe("/health", "s3"),
             "livenessProbe": http_probe("/health", "s3", period=20),
