@@ -5,8 +5,8 @@ The learner's DVC remote and MLflow's artifact store. Its root credentials are t
 variable boto3, DVC and MLflow read.
 
 Buckets: for the posix backend a bucket *is* a top-level directory of the gateway root
-(versitygw's documented layout), so an init container runs ``mkdir -p`` for both
-before the server starts. Chosen over a Job that calls CreateBucket because it needs no S3
+(versitygw's documented layout), so an init container makes both directories before the
+server starts. Chosen over a Job that calls CreateBucket because it needs no S3
 client image, no wait for the server and no retries, runs again on every pod start (a bucket
 the learner deleted comes back), and leaves no finished pod behind for each of hundreds of
 learners. It reuses the object-store image, so no extra image is pulled.
