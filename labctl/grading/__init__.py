@@ -1,0 +1,1 @@
+"""Grading: plans, running checks for learners, recording attempts, reports and gradebooks."""
