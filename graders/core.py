@@ -14,6 +14,7 @@ feedback saying what was wrong. Only our own side's trouble is an error.
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -176,7 +177,8 @@ def check(
 
 
 def get(name: str) -> CheckSpec[Any]:
-    load_all()
+    if name not in REGISTRY:
+        load_all()
     try:
         return REGISTRY[name]
     except KeyError:
@@ -190,7 +192,13 @@ def load_all() -> dict[str, CheckSpec[Any]]:
 
     import graders
 
+    broken = []
     for module in pkgutil.iter_modules(graders.__path__):
         if module.name not in ("core", "engine") and not module.name.startswith("_"):
-            importlib.import_module(f"graders.{module.name}")
+            try:
+                importlib.import_module(f"graders.{module.name}")
+            except Exception as exc:  # one broken check module must not take every other check down
+                broken.append(f"graders.{module.name}: {type(exc).__name__}: {exc}")
+    if broken:
+        logging.getLogger(__name__).error("check modules that failed to import: %s", "; ".join(broken))
     return REGISTRY

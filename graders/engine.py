@@ -69,6 +69,8 @@ def run_check(call: CheckCall, context: Context, *, backoff_s: float = 0.2) -> C
         params = spec.parse(call.params)
     except (UnknownCheck, BadParams) as exc:
         return _error(call, str(exc), started)
+    except Exception as exc:  # e.g. a check module that fails to import
+        return _error(call, f"check {call.check} could not be loaded: {type(exc).__name__}: {exc}", started)
     attempt = 0
     while True:
         attempt += 1

@@ -1,0 +1,217 @@
+"""Checks on a learner's model server: does it answer, how well, how fast, how reliably.
+
+``endpoint.predict`` sends the instructor's hidden test set (a CSV the learner never saw) to the
+learner's KServe V1 or MLflow scoring endpoint and scores the answers; ``endpoint.health`` asks
+the server whether it is ready. Everything the learner's server does wrong (refuses, times out,
+answers 5xx, truncated JSON, one prediction short) is a failed outcome whose feedback names the
+criterion, the measured value and the target; only our own trouble (the hidden CSV unreadable,
+the cluster API failing) is a :class:`GraderError`.
+
+The connection and the hidden CSV live in :mod:`graders._endpoint_io`; judging and scoring,
+pure functions of what came back, in :mod:`graders._endpoint_scoring`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from pydantic import Field, FilePath, field_validator, model_validator
+
+from graders._endpoint_io import Reply, Session, Table, Unreachable, load_table, session
+from graders._endpoint_scoring import Batch, Metric, Protocol, Tally, judge, snippet
+from graders.core import Context, GraderError, Outcome, Params, check
+
+
+class EndpointParams(Params):
+    """Where the learner's server is: a ``url``, or their ``service`` (+ ``port``) in their namespace."""
+
+    url: str | None = None
+    service: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Protocol = "kserve-v1"
+    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w.-]*$")
+    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected an http:// or https:// URL with a host, got {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _one_place(self) -> EndpointParams:
+        if (self.url is None) == (self.service is None):
+            raise ValueError("give exactly one of url or service")
+        if self.port is not None and self.service is None:
+            raise ValueError("port goes with service (put the port in the url instead)")
+        if self.protocol == "kserve-v1" and not self.model:
+            raise ValueError("protocol kserve-v1 needs the model name (model)")
+        return self
+
+
+class PredictParams(EndpointParams):
+    data: FilePath  # the hidden test set: a CSV with a label column, every other column a feature
+    label_column: str = "label"
+    metric: Metric = "accuracy"
+    threshold: float | None = None  # accuracy/f1: at least this (default 0.8); rmse: at most, required
+    positive_label: str | None = None  # f1 of this class (binary); None: macro-averaged over classes
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _threshold_fits(self) -> PredictParams:
+        if self.metric == "rmse" and (self.threshold is None or self.threshold < 0):
+            raise ValueError("metric rmse needs a threshold >= 0 (the largest acceptable rmse)")
+        if self.metric != "rmse" and self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold for {self.metric} must be between 0 and 1")
+        return self
+
+    @property
+    def target(self) -> float:
+        return self.threshold if self.threshold is not None else 0.8
+
+
+class HealthParams(EndpointParams):
+    path: str | None = Field(default=None, pattern=r"^/")  # default: the protocol's readiness path
+
+
+# -- finding the endpoint ----------------------------------------------------------------------
+
+
+def service_url(kube: Any, namespace: str | None, service: str, port: int | None) -> str:
+    """The in-cluster URL of the learner's Service, checking it exists and exposes ``port``."""
+    from labctl.errors import LabctlError
+
+    if kube is None or not namespace:
+        raise GraderError(
+            f"finding Service {service!r} needs a cluster connection and the learner's namespace"
+        )
+    try:
+        svc = kube.get("v1", "Service", service, namespace)
+    except LabctlError as exc:
+        raise GraderError(f"could not read Service {namespace}/{service}: {exc}") from exc
+    if svc is None:
+        raise Unreachable(
+            f"Service {service!r} not found in namespace {namespace!r}: create a Service that selects "
+            "your model server's pods"
+        )
+    ports = [int(p["port"]) for p in (svc.get("spec") or {}).get("ports") or [] if p.get("port")]
+    exposed = ", ".join(map(str, ports)) or "no ports"
+    if port is None and len(ports) != 1:
+        raise Unreachable(f"Service {service!r} exposes {exposed}; expected exactly one port")
+    if port is not None and port not in ports:
+        raise Unreachable(f"Service {service!r} does not expose port {port} (it exposes {exposed})")
+    return f"http://{service}.{namespace}.svc.cluster.local:{port if port is not None else ports[0]}"
+
+
+def endpoint_url(ctx: Context, params: EndpointParams) -> str:
+    if params.url is not None:
+        return params.url.rstrip("/")
+    assert params.service is not None  # the model validator insists on one of the two
+    return service_url(ctx.kube, ctx.namespace, params.service, params.port)
+
+
+# -- the checks --------------------------------------------------------------------------------
+
+
+def _request_for(params: PredictParams, columns: list[str]) -> tuple[str, Any]:
+    """The path and the body builder of the protocol."""
+    if params.protocol == "kserve-v1":
+        return f"/v1/models/{quote(params.model or '')}:predict", lambda rows: {"instances": rows}
+    return "/invocations", lambda rows: {"dataframe_split": {"columns": columns, "data": rows}}
+
+
+def _send_all(conn: Session, ctx: Context, params: PredictParams, table: Table) -> list[Batch]:
+    path, body_of = _request_for(params, table.columns)
+    where = f"POST {conn.url}{path}"
+    batches: list[Batch] = []
+    stopped = ""  # once the server is unreachable or time is up, the rest are not sent
+    for first in range(0, len(table.rows), params.batch_size):
+        rows = table.rows[first : first + params.batch_size]
+        if not stopped and ctx.remaining() <= 0.2:
+            stopped = f"not sent: the check's {ctx.timeout_s:g} s were used up"
+        if stopped:
+            batches.append(Batch(len(rows), error=stopped))
+            continue
+        try:
+            reply = conn.request("POST", path, json.dumps(body_of(rows)).encode())
+        except Unreachable as exc:
+            stopped = exc.feedback
+            batches.append(Batch(len(rows), error=stopped))
+            continue
+        numeric = params.metric == "rmse"
+        batches.append(
+            judge(reply, len(rows), first=first, protocol=params.protocol, numeric=numeric, where=where)
+        )
+    return batches
+
+
+@check("endpoint.predict", PredictParams)
+def predict(ctx: Context, params: PredictParams) -> Outcome:
+    """Send the hidden test set to the learner's prediction endpoint; score quality, latency, errors."""
+    table = load_table(params.data, params.label_column, numeric_labels=params.metric == "rmse")
+    try:
+        url = endpoint_url(ctx, params)
+    except Unreachable as exc:
+        return Outcome(False, exc.feedback, {"service": params.service, "port": params.port})
+    with session(url, ctx, params.request_timeout_s) as conn:
+        tally = Tally(params, table, _send_all(conn, ctx, params, table))
+    problems = tally.problems()
+    feedback = "; ".join(problems) + "." if problems else tally.summary()
+    return Outcome(not problems, feedback, tally.evidence(url))
+
+
+def _probe(conn: Session, params: HealthParams) -> tuple[str, Reply]:
+    if params.path:
+        paths = [params.path]
+    elif params.protocol == "kserve-v1":
+        paths = [f"/v1/models/{quote(params.model or '')}"]
+    else:
+        paths = ["/ping", "/health"]  # MLflow serves both; other servers often only one
+    for path in paths:
+        reply = conn.request("GET", path)
+        if reply.status != 404:
+            break
+    return path, reply
+
+
+@check("endpoint.health", HealthParams)
+def health(ctx: Context, params: HealthParams) -> Outcome:
+    """Ask the learner's model server whether it is up and ready to predict."""
+    try:
+        url = endpoint_url(ctx, params)
+        with session(url, ctx, params.request_timeout_s) as conn:
+            path, reply = _probe(conn, params)
+    except Unreachable as exc:
+        return Outcome(
+            False, exc.feedback, {"url": params.url, "service": params.service, "port": params.port}
+        )
+    where = f"GET {url}{path}"
+    evidence = {"url": f"{url}{path}", "status": reply.status, "ms": reply.ms, "body": snippet(reply.body)}
+    if reply.status is None:
+        return Outcome(False, reply.problem, evidence)
+    if reply.status != 200:
+        hint = (
+            f": is the model named {params.model!r}?"
+            if reply.status == 404 and params.protocol == "kserve-v1"
+            else ""
+        )
+        return Outcome(False, f"{where} returned HTTP {reply.status}{hint} ({snippet(reply.body)})", evidence)
+    if params.protocol == "kserve-v1" and not params.path:
+        try:
+            ready = json.loads(reply.body).get("ready") is True
+        except (ValueError, AttributeError):
+            ready = False
+        if not ready:
+            return Outcome(
+                False,
+                f"model {params.model!r} is not ready: {where} answered {snippet(reply.body)}",
+                evidence,
+            )
+    return Outcome(True, f"{where} answered 200 in {reply.ms or 0:.0f} ms.", evidence)
