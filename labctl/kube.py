@@ -8,11 +8,13 @@ connections, and errors whose text names the object and never carries a credenti
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import urllib3
@@ -26,6 +28,7 @@ from labctl.errors import LabctlError
 from labctl.names import FIELD_MANAGER
 
 T = TypeVar("T")
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Action = Literal["created", "configured", "unchanged", "applied"]
 
@@ -108,29 +111,36 @@ def with_retries(call: Callable[[], T], *, what: str, attempts: int = 6, base_de
 class Kube:
     """A connection to one cluster. Build it with :meth:`connect`."""
 
-    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+    def __init__(self, api_client: k8s_client.ApiClient, namespace: str = "default") -> None:
         self.api_client = api_client
+        self.namespace = namespace  # the context's namespace, as kubectl would use it
         self._dynamic: DynamicClient | None = None
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """Connect as kubectl would: ``--kubeconfig``, ``$KUBECONFIG``, ~/.kube/config, in-cluster."""
         configuration = k8s_client.Configuration()
+        namespace = "default"
         try:
             k8s_config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
+            contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+            chosen = next((c for c in contexts if c["name"] == context), active)
+            namespace = (chosen.get("context") or {}).get("namespace") or "default"
         except (k8s_config.ConfigException, FileNotFoundError, TypeError) as exc:
             if kubeconfig or context:
                 raise LabctlError(f"cannot load kubeconfig {kubeconfig or '(default)'}: {exc}") from None
             try:
                 k8s_config.load_incluster_config(client_configuration=configuration)
+                with contextlib.suppress(OSError):
+                    namespace = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or namespace
             except k8s_config.ConfigException:
                 raise LabctlError(
                     "no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, "
                     "or start one with `labctl sim up`"
                 ) from None
-        return cls(k8s_client.ApiClient(configuration))
+        return cls(k8s_client.ApiClient(configuration), namespace)
 
     @property
     def dynamic(self) -> DynamicClient:
@@ -278,6 +288,28 @@ class Kube:
                 return False
             raise
         return True
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        resource_version: str | None = None,
+        timeout_seconds: int = 30,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) pairs from a watch across all namespaces; ends after the timeout.
+
+        Callers re-list and watch again when it ends (or on 410 Gone): a watch is a hint, the
+        list is the truth.
+        """
+        resource = self._resource(api_version, kind)
+        try:
+            for event in resource.watch(resource_version=resource_version, timeout=timeout_seconds):
+                yield str(event["type"]), dict(event["raw_object"])
+        except ApiException as exc:
+            raise KubeError(f"watch {kind}: {_api_message(exc)}", status=exc.status or 0) from None
+        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+            raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
 
     def wait_for(
         self, condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from labctl.sim.spec import SimSpec
 from labctl.toolchain import paths
 
 SPEC_FILE = "labctl-sim.json"
+PROVISIONER = "labctl-sim-provisioner"  # its pid file sits with kwokctl's: `down` ends it too
 CREATE_TIMEOUT_S = 120
 STAGES_DIR = Path(__file__).parent / "stages"
 
@@ -127,7 +129,7 @@ def list_clusters() -> list[SimCluster]:
 
 def require_binaries() -> dict[str, Path]:
     """The local binaries kwokctl gets, or an error naming the missing ones and the fix."""
-    if missing := paths.missing():
+    if missing := paths.missing((paths.ETCD, paths.KWOK, paths.KUBERNETES)):
         raise MissingBinariesError(
             f"missing toolchain binaries: {', '.join(missing)} (not in {paths.cache_root() / 'bin'}).\n"
             "Build them with: labctl toolchain build   (or: make toolchain)"
@@ -250,6 +252,33 @@ def start(cluster: SimCluster, binaries: dict[str, Path]) -> SimCluster:
     restarted = find(cluster.spec.name)
     assert restarted is not None
     return restarted
+
+
+def ensure_provisioner(cluster: SimCluster) -> bool:
+    """Start the volume provisioner (see provisioner.py) unless it runs; True when started."""
+    pid_file = cluster.directory / "pids" / f"{PROVISIONER}.pid"
+    pid = _pids(cluster.directory).get(PROVISIONER)
+    if pid is not None and _alive(pid):
+        return False
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(cluster.directory / "logs" / f"{PROVISIONER}.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labctl.sim.provisioner",
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--context",
+                cluster.context,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command, like kwokctl's components
+        )
+    pid_file.write_text(str(proc.pid))
+    return True
 
 
 def destroy(name: str, binaries: dict[str, Path] | None = None) -> bool:

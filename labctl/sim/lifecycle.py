@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from labctl.kube import Kube, condition_true
 from labctl.sim import cluster as sim
 from labctl.sim.nodes import SIM_LABEL, render_nodes
+from labctl.sim.provisioner import storage_class
 from labctl.sim.spec import SimSpec
 
 READY_TIMEOUT_S = 60
@@ -17,7 +18,7 @@ READY_TIMEOUT_S = 60
 class UpResult:
     cluster: sim.SimCluster
     action: str  # created | started | unchanged
-    nodes_changed: int
+    changes: int
 
 
 def connect(cluster: sim.SimCluster) -> Kube:
@@ -97,11 +98,16 @@ def up(spec: SimSpec, *, report: Callable[[str], None] = lambda _msg: None) -> U
         cluster, action = existing, "unchanged"
     kube = connect(cluster)
     report(f"registering {spec.describe()}")
-    nodes_changed = ensure_nodes(kube, spec)
+    changes = ensure_nodes(kube, spec)
+    # Claims must bind as on a real cluster: a default StorageClass and its provisioner.
+    if kube.apply(storage_class()).action != "unchanged":
+        changes += 1
+    if sim.ensure_provisioner(cluster) and action == "unchanged":
+        changes += 1
     wait_ready(kube, spec)
-    if action == "unchanged" and nodes_changed:
+    if action == "unchanged" and changes:
         action = "configured"
-    return UpResult(cluster, action, nodes_changed)
+    return UpResult(cluster, action, changes)
 
 
 def down(name: str) -> bool:

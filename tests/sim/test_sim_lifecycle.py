@@ -73,10 +73,12 @@ def test_sim_lifecycle(state: dict[str, str]) -> None:
     assert [(c["name"], c["running"], c["cpu_nodes"], c["gpu_nodes"]) for c in listed] == [(NAME, True, 1, 1)]
     assert yaml.safe_load(labctl("sim", "list", "-o", "yaml", env=state).stdout)[0]["name"] == NAME
 
+    assert_claims_bind_and_volumes_are_reclaimed(kube)
+
     cluster = sim.find(NAME)
     assert cluster is not None
     server, pids = cluster.server(), list(sim._pids(cluster.directory).values())
-    assert len(pids) == 5 and all(_alive(p) for p in pids)
+    assert len(pids) == 6 and all(_alive(p) for p in pids)  # kwokctl's five + the provisioner
     assert _port_open(server)
 
     down = labctl("sim", "down", NAME, env=state)
@@ -104,3 +106,33 @@ def test_up_restarts_a_cluster_whose_processes_died(state: dict[str, str]) -> No
     kube = Kube.connect(kubeconfig=up.stdout.strip())
     assert len(kube.list("v1", "Node")) == 2
     assert os.path.exists(up.stdout.strip())
+    assert_claims_bind_and_volumes_are_reclaimed(kube)  # the provisioner came back too
+
+
+def assert_claims_bind_and_volumes_are_reclaimed(kube: Kube) -> None:
+    """A claim with no class gets the sim's default class, binds, and its volume goes with it."""
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": f"data-{time.monotonic_ns()}", "namespace": "default"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "3Gi"}}},
+    }
+    name = claim["metadata"]["name"]
+    kube.create(claim)
+
+    def bound() -> dict | None:
+        live = kube.get("v1", "PersistentVolumeClaim", name, "default") or {}
+        return live if (live.get("status") or {}).get("phase") == "Bound" else None
+
+    live = kube.wait_for(bound, timeout=30, what=f"claim {name} to bind")
+    assert live["spec"]["storageClassName"] == "labctl-sim"
+    volume = kube.get("v1", "PersistentVolume", live["spec"]["volumeName"])
+    assert volume is not None and volume["spec"]["capacity"]["storage"] == "3Gi"
+    assert volume["spec"]["claimRef"]["uid"] == live["metadata"]["uid"]
+
+    kube.delete("v1", "PersistentVolumeClaim", name, "default")
+    kube.wait_for(
+        lambda: kube.get("v1", "PersistentVolume", volume["metadata"]["name"]) is None,
+        timeout=60,
+        what=f"volume {volume['metadata']['name']} to be reclaimed",
+    )

@@ -1,0 +1,162 @@
+"""The simulated cluster's volume provisioner: binds every claim of the ``labctl-sim`` class.
+
+A simulated cluster has no disks and kwok's pods mount nothing, but claims must still bind,
+or every pod that uses one stays unschedulable. This does what a real dynamic provisioner
+does, through the API: for each pending claim of our StorageClass it creates a
+PersistentVolume pre-bound to that claim (the PV controller then binds them), and it deletes
+our volumes once their claim is gone (reclaim policy Delete). Quotas still count the claims.
+
+Run by ``labctl sim up`` as its own process (``python -m labctl.sim.provisioner``); its pid
+lives beside kwokctl's so ``labctl sim down`` ends it with the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from labctl.kube import Kube, KubeError
+
+STORAGE_CLASS = "labctl-sim"
+PROVISIONER = "labctl.dev/sim"
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+RESYNC_S = 10
+
+log = logging.getLogger("labctl.sim.provisioner")
+
+
+def storage_class() -> dict[str, Any]:
+    """The default StorageClass of a simulated cluster."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": STORAGE_CLASS,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            "labels": {"app.kubernetes.io/managed-by": "labctl"},
+        },
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+        "allowVolumeExpansion": True,
+    }
+
+
+def wants_volume(claim: dict[str, Any]) -> bool:
+    """A claim of our class that no volume is bound to yet."""
+    spec = claim.get("spec") or {}
+    return (
+        spec.get("storageClassName") == STORAGE_CLASS
+        and not spec.get("volumeName")
+        and (claim.get("status") or {}).get("phase", "Pending") == "Pending"
+        and not claim["metadata"].get("deletionTimestamp")
+    )
+
+
+def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
+    """The PersistentVolume a provisioner makes for ``claim``: its size, modes, pre-bound to it."""
+    meta, spec = claim["metadata"], claim["spec"]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            # Named after the claim's uid, as real provisioners do: one claim, one volume, ever.
+            "name": f"pvc-{meta['uid']}",
+            "annotations": {PROVISIONED_BY: PROVISIONER},
+            "labels": {"app.kubernetes.io/managed-by": "labctl"},
+        },
+        "spec": {
+            "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+            "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+            "volumeMode": spec.get("volumeMode", "Filesystem"),
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": STORAGE_CLASS,
+            # Never mounted: kwok's pods do not run. A real path keeps the object well-formed.
+            "hostPath": {"path": f"/var/lib/labctl-sim/volumes/pvc-{meta['uid']}"},
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+        },
+    }
+
+
+def released(volume: dict[str, Any]) -> bool:
+    """One of our volumes whose claim is gone: ours to delete."""
+    annotations = volume["metadata"].get("annotations") or {}
+    return (
+        annotations.get(PROVISIONED_BY) == PROVISIONER
+        and (volume.get("status") or {}).get("phase") in ("Released", "Failed")
+        and (volume.get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete"
+    )
+
+
+class Provisioner:
+    """Watch claims and give each a volume; sweep released volumes on every resync."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.stopping = False
+
+    def provision(self, claim: dict[str, Any]) -> None:
+        if not wants_volume(claim):
+            return
+        volume = volume_for(claim)
+        try:
+            self.kube.create(volume)
+            log.info("provisioned %s for %s/%s", volume["metadata"]["name"], *_where(claim))
+        except KubeError as exc:
+            if exc.status != 409:  # 409: made on an earlier pass; the PV controller binds it
+                raise
+
+    def sweep(self) -> None:
+        for volume in self.kube.list("v1", "PersistentVolume"):
+            if released(volume) and self.kube.delete("v1", "PersistentVolume", volume["metadata"]["name"]):
+                log.info("deleted released volume %s", volume["metadata"]["name"])
+
+    def run(self) -> None:
+        while not self.stopping:
+            try:
+                self.sweep()
+                # A watch without a resourceVersion first replays every existing claim as
+                # ADDED, so each pass also re-lists: nothing missed while we were away.
+                for kind, claim in self.kube.watch("v1", "PersistentVolumeClaim", timeout_seconds=RESYNC_S):
+                    if self.stopping:
+                        break
+                    if kind in ("ADDED", "MODIFIED"):
+                        self.provision(claim)
+            except KubeError as exc:
+                log.warning("%s; retrying", exc)
+                time.sleep(1)
+
+
+def _where(claim: dict[str, Any]) -> tuple[str, str]:
+    return claim["metadata"]["namespace"], claim["metadata"]["name"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labctl.sim.provisioner", description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--context")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    provisioner = Provisioner(Kube.connect(kubeconfig=args.kubeconfig, context=args.context))
+
+    def stop(_signum: int, _frame: object) -> None:
+        provisioner.stopping = True
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    provisioner.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
