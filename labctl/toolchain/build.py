@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labctl.toolchain import versions
-from labctl.toolchain.paths import GROUPS, KUBERNETES, KWOK, Group, bin_dir, cache_root, missing
+from labctl.toolchain.paths import GROUPS, KUBERNETES, KWOK, VERSITYGW, Group, bin_dir, cache_root, missing
 
 GO_VERSION_FALLBACK = "1.26"
 
@@ -104,6 +104,8 @@ def ldflags(group: Group) -> str:
             f"-X sigs.k8s.io/kwok/pkg/consts.Version={group.version.removeprefix('v')}",
             f"-X sigs.k8s.io/kwok/pkg/consts.KubeVersion={versions.KUBERNETES.removeprefix('v')}",
         ]
+    elif group is VERSITYGW:
+        flags.append(f"-X main.Version={group.version}")
     return " ".join(flags)
 
 

@@ -51,7 +51,14 @@ KWOK = Group(
     binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"},
 )
 
-GROUPS: tuple[Group, ...] = (ETCD, KWOK, KUBERNETES)
+VERSITYGW = Group(
+    name="versitygw",
+    module="github.com/versity/versitygw",
+    version=versions.VERSITYGW,
+    binaries={"versitygw": "github.com/versity/versitygw/cmd/versitygw"},
+)
+
+GROUPS: tuple[Group, ...] = (ETCD, KWOK, KUBERNETES, VERSITYGW)
 
 
 def cache_root() -> Path:

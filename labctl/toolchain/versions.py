@@ -7,3 +7,5 @@ KUBERNETES = "v1.36.3"
 KUBERNETES_STAGING = "v0." + KUBERNETES.removeprefix("v1.")
 ETCD = "v3.6.14"
 KWOK = "v0.8.0"
+# The S3 gateway the learner stacks use; tests run the graders against it (posix backend).
+VERSITYGW = "v1.8.0"
