@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,7 @@ from labctl.cli.common import kube_options
 from labctl.errors import LabctlError
 from labctl.kube import Kube
 from labctl.provision import install as plan
+from labctl.provision.stacks import load_stack_settings
 from labctl.provision.tenancy import CONTROLLER_NAMESPACE
 
 
@@ -74,12 +76,21 @@ def controller() -> None:
 @controller.command("run")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
 @click.option("--liveness-port", type=int, default=None, help="Serve /healthz on this port.")
+@click.option(
+    "--stack-settings",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of stack settings: images, resources, storage, which components.",
+)
 @kube_options
-def run_cmd(kube: Kube, metrics_port: int | None, liveness_port: int | None) -> None:
+def run_cmd(
+    kube: Kube, metrics_port: int | None, liveness_port: int | None, stack_settings: Path | None
+) -> None:
     """Run the controller in this process (against --kubeconfig/--context)."""
     from labctl.controller.run import run
 
+    settings = load_stack_settings(stack_settings) if stack_settings else None  # before connecting
     try:
-        run(kube, metrics_port=metrics_port, liveness_port=liveness_port)
+        run(kube, metrics_port=metrics_port, liveness_port=liveness_port, stack_settings=settings)
     except KeyboardInterrupt:
         raise LabctlError("interrupted") from None

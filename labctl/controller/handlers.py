@@ -13,12 +13,13 @@ from typing import Any
 import kopf
 
 from labctl.api.v1alpha1 import VERSION
-from labctl.controller import reconcile, statuses
+from labctl.controller import metrics, reconcile, statuses
 from labctl.controller.memo import Memo
-from labctl.names import GROUP
+from labctl.names import GROUP, MANAGED_BY
 
 STACK_LABEL = reconcile.STACK_LABEL
 STATUS_INTERVAL_S = 2.0
+RETRY_S = 3.0  # a failed reconcile is retried this soon (kopf's default is a minute)
 
 
 @kopf.on.startup()
@@ -44,20 +45,28 @@ def learners_by_cohort(name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
     return {spec.get("cohort", ""): (name, status.get("phase"))}
 
 
-@kopf.index("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT})
+# Only labctl's own Deployments: admission stops learners from labelling theirs so, so a
+# learner cannot fake their stack's readiness.
+@kopf.index("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
 def stacks_by_namespace(
     namespace: str, labels: kopf.Labels, spec: kopf.Spec, status: kopf.Status, **_: Any
 ) -> dict[str, tuple]:
     return {namespace: (labels[STACK_LABEL], status.get("readyReplicas", 0) >= spec.get("replicas", 1))}
 
 
-@kopf.on.resume(GROUP, VERSION, "cohorts")
-@kopf.on.create(GROUP, VERSION, "cohorts")
-@kopf.on.update(GROUP, VERSION, "cohorts", field="spec")
+@kopf.on.resume(GROUP, VERSION, "cohorts", backoff=RETRY_S)
+@kopf.on.create(GROUP, VERSION, "cohorts", backoff=RETRY_S)
+@kopf.on.update(GROUP, VERSION, "cohorts", field="spec", backoff=RETRY_S)
 def cohort_changed(body: kopf.Body, memo: Memo, logger: kopf.Logger, **_: Any) -> None:
-    result = reconcile.reconcile_cohort(memo.kube, dict(body))
+    with metrics.measured("cohort"):
+        result = reconcile.reconcile_cohort(memo.kube, dict(body))
     if result.applied or result.deleted:
         logger.info(f"learners applied: {result.applied}, removed: {result.deleted}")
+
+
+@kopf.on.delete(GROUP, VERSION, "cohorts", optional=True)  # optional: no finalizer for this
+def cohort_deleted(name: str, **_: Any) -> None:
+    metrics.forget_cohort(name)
 
 
 @kopf.timer(GROUP, VERSION, "cohorts", interval=STATUS_INTERVAL_S)
@@ -70,23 +79,31 @@ def cohort_status(
     learners_by_cohort: kopf.Index,
     **_: Any,
 ) -> None:
-    statuses.update_cohort(patch, status, meta, spec, learners_by_cohort.get(name, []))
-
-
-@kopf.on.resume(GROUP, VERSION, "learners")
-@kopf.on.create(GROUP, VERSION, "learners")
-@kopf.on.update(GROUP, VERSION, "learners", field="spec")
-def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, **_: Any) -> None:
-    applied = reconcile.reconcile_learner(
-        memo.kube, dict(body), key=memo.key, stack_settings=memo.stack_settings
+    members: list[tuple[str, str | None]] = list(learners_by_cohort.get(name, []))
+    statuses.update_cohort(patch, status, meta, spec, members)
+    metrics.observe_cohort(
+        name, wanted=len(spec.get("learners") or []), phases=[phase for _, phase in members]
     )
+
+
+@kopf.on.resume(GROUP, VERSION, "learners", backoff=RETRY_S)
+@kopf.on.create(GROUP, VERSION, "learners", backoff=RETRY_S)
+@kopf.on.update(GROUP, VERSION, "learners", field="spec", backoff=RETRY_S)
+def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, **_: Any) -> None:
+    with metrics.measured("learner"):
+        applied = reconcile.reconcile_learner(
+            memo.kube, dict(body), key=memo.key, stack_settings=memo.stack_settings
+        )
     statuses.record_applied(patch, body, applied)
+    if applied is not None:
+        metrics.OBJECTS_APPLIED.labels("learner").inc(applied.objects)
     if applied:
         kopf.info(body, reason="Provisioned", message=f"namespace {body.meta['name']} applied")
 
 
 @kopf.timer(GROUP, VERSION, "learners", interval=STATUS_INTERVAL_S)
 def learner_status(
+    body: kopf.Body,
     name: str,
     meta: kopf.Meta,
     spec: kopf.Spec,
@@ -95,7 +112,14 @@ def learner_status(
     stacks_by_namespace: kopf.Index,
     **_: Any,
 ) -> None:
+    before = status.get("phase")
     statuses.update_learner(patch, status, meta, spec, dict(stacks_by_namespace.get(name, [])))
+    after = patch.status.get("phase", before)
+    if after != before and after is not None:
+        # An Event per phase change: `kubectl describe learner` tells the story.
+        event = kopf.info if after in ("Ready", "Suspended") else kopf.warn if after == "Degraded" else None
+        if event is not None:
+            event(body, reason=after, message=f"learner {name} is {after}")
 
 
 @kopf.on.delete(GROUP, VERSION, "learners")

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import kopf
 
 from labctl.kube import Kube
+from labctl.provision.stacks import StackSettings
 
 
 @dataclass
 class Memo:
     kube: Kube
     key: bytes
-    stack_settings: Any = None
+    stack_settings: StackSettings | None = None
 
     def connection_info(self) -> kopf.ConnectionInfo:
         """kopf's own connection, from the same kubeconfig/context labctl was given."""

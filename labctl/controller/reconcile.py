@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from labctl.api.v1alpha1 import API_VERSION
-from labctl.kube import Kube
-from labctl.names import GROUP
+from labctl.kube import Kube, KubeError
 from labctl.provision.cohort import render_learners
 from labctl.provision.learner import objects_hash, render_learner_objects
+from labctl.provision.stacks import STACK_LABEL, StackSettings
 from labctl.provision.tenancy import COHORT_LABEL, LEARNER_LABEL
 
 log = logging.getLogger(__name__)
-STACK_LABEL = f"{GROUP}/stack"
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,16 @@ def reconcile_cohort(kube: Kube, cohort: dict[str, Any], *, workers: int = 16) -
 class LearnerApplied:
     digest: str
     stacks: tuple[str, ...]  # the stack components rendered, whose readiness decides "Ready"
+    objects: int = 0
 
 
 def reconcile_learner(
-    kube: Kube, learner: dict[str, Any], *, key: bytes, stack_settings: Any = None, workers: int = 8
+    kube: Kube,
+    learner: dict[str, Any],
+    *,
+    key: bytes,
+    stack_settings: StackSettings | None = None,
+    workers: int = 8,
 ) -> LearnerApplied | None:
     """Apply the learner's namespace and everything in it, unless the last apply was identical.
 
@@ -74,7 +80,7 @@ def reconcile_learner(
     if status.get("appliedHash") == digest:
         return None
     kube.apply(objects[0], detect_changes=False)  # the namespace, before what lives in it
-    kube.apply_all(objects[1:], workers=workers)
+    _apply_under_new_quota(kube, objects[1:], workers=workers)
     stacks = sorted(
         {
             o["metadata"]["labels"][STACK_LABEL]
@@ -82,7 +88,25 @@ def reconcile_learner(
             if o["kind"] == "Deployment" and STACK_LABEL in o["metadata"].get("labels", {})
         }
     )
-    return LearnerApplied(digest, tuple(stacks))
+    return LearnerApplied(digest, tuple(stacks), len(objects))
+
+
+QUOTA_SETTLE_S = 30.0
+
+
+def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers: int) -> None:
+    """Apply ``objects``; while a just-made ResourceQuota has no usage computed yet, admission
+    refuses what it counts ("status unknown for quota"), so retry those briefly, not for a
+    whole handler backoff."""
+    deadline = time.monotonic() + QUOTA_SETTLE_S
+    while True:
+        try:
+            kube.apply_all(objects, workers=workers)
+            return
+        except KubeError as exc:
+            if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def learner_phase(*, applied: bool, stacks: dict[str, bool], suspended: bool) -> str:

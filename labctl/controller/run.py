@@ -15,6 +15,7 @@ from labctl.controller.memo import Memo
 from labctl.errors import LabctlError
 from labctl.kube import Kube
 from labctl.provision.install import KEY_SECRET
+from labctl.provision.stacks import StackSettings
 from labctl.provision.tenancy import CONTROLLER_NAMESPACE
 
 
@@ -33,11 +34,12 @@ def run(
     liveness_port: int | None = None,
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
+    stack_settings: StackSettings | None = None,
 ) -> None:
     """Block running the operator until ``stop`` is set (or SIGINT/SIGTERM)."""
     from labctl.controller import handlers  # noqa: F401  (registers the handlers)
 
-    memo = Memo(kube=kube, key=load_key(kube))
+    memo = Memo(kube=kube, key=load_key(kube), stack_settings=stack_settings)
     if metrics_port is not None:
         start_http_server(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import json
 from typing import Any
 
 from labctl.api.v1alpha1 import LearnerSpec
 from labctl.provision.cohort import owner_reference
 from labctl.provision.quota import profile
+from labctl.provision.stacks import ObjectStoreCredentials, StackSettings, render_stacks
 from labctl.provision.tenancy import learner_labels, render_guardrails, render_namespace
 
 
@@ -22,7 +22,7 @@ def derive_secret(key: bytes, namespace: str, purpose: str, length: int = 32) ->
 
 
 def render_learner_objects(
-    learner: dict[str, Any], *, key: bytes, stack_settings: Any = None
+    learner: dict[str, Any], *, key: bytes, stack_settings: StackSettings | None = None
 ) -> list[dict[str, Any]]:
     """The namespace first, then its contents. ``stack_settings=None`` means default stacks."""
     name = learner["metadata"]["name"]
@@ -34,17 +34,13 @@ def render_learner_objects(
     return objects
 
 
-def _stacks(namespace: str, cohort: str, key: bytes, settings: Any) -> list[dict[str, Any]]:
-    try:
-        stacks: Any = importlib.import_module("labctl.provision.stacks")
-    except ImportError:  # the stacks package lands separately; tenancy works without it
-        return []
-    credentials = stacks.ObjectStoreCredentials(
+def _stacks(namespace: str, cohort: str, key: bytes, settings: StackSettings | None) -> list[dict[str, Any]]:
+    credentials = ObjectStoreCredentials(
         access_key=f"lab{derive_secret(key, namespace, 'access-key', 17)}",
         secret_key=derive_secret(key, namespace, "secret-key", 40),
     )
-    return stacks.render_stacks(
-        namespace, learner_labels(cohort, namespace), credentials, settings or stacks.StackSettings()
+    return render_stacks(
+        namespace, learner_labels(cohort, namespace), credentials, settings or StackSettings()
     )
 
 

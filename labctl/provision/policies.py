@@ -11,14 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.names import GROUP
 from labctl.provision.tenancy import ROLE_LABEL
 
 POLICY_NAME = "labctl-protect-managed-objects"
+GRADES_POLICY_NAME = "labctl-grades-append-only"
 
 _MANAGED = (
     "has({o}.metadata.labels) && 'app.kubernetes.io/managed-by' in {o}.metadata.labels && "
     "{o}.metadata.labels['app.kubernetes.io/managed-by'] == 'labctl'"
 )
+
+
+# Pod templates too: a learner's Deployment, Job or CronJob whose pods carried labctl's label
+# would have controllers mint pods that pass for labctl's own (and match its NetworkPolicies).
+_TEMPLATE_PATHS = ("object.spec.template", "object.spec.jobTemplate.spec.template")
+
+
+def _has_path(path: str) -> str:
+    """CEL that every field along ``path`` is present (has() takes one field at a time)."""
+    parts = path.split(".")
+    return " && ".join(f"has({'.'.join(parts[: i + 1])})" for i in range(1, len(parts)))
+
+
+def _template_managed(path: str) -> str:
+    return f"({_has_path(path + '.metadata')} && {_MANAGED.format(o=path)})"
 
 
 def render_policies() -> list[dict[str, Any]]:
@@ -52,7 +69,9 @@ def render_policies() -> list[dict[str, Any]]:
                     {
                         "name": "touchesManaged",
                         "expression": f"(oldObject != null && {_MANAGED.format(o='oldObject')}) || "
-                        f"(object != null && {_MANAGED.format(o='object')})",
+                        f"(object != null && (({_MANAGED.format(o='object')}) || "
+                        + " || ".join(_template_managed(p) for p in _TEMPLATE_PATHS)
+                        + "))",
                     },
                 ],
                 "validations": [
@@ -70,5 +89,39 @@ def render_policies() -> list[dict[str, Any]]:
             "kind": "ValidatingAdmissionPolicyBinding",
             "metadata": {"name": POLICY_NAME, "labels": labels},
             "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]},
+        },
+        # A recorded grade attempt never changes, whoever asks (cluster-admin included): a
+        # re-grade is a new attempt. Labels and owners may still be edited; deletion is RBAC's.
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": GRADES_POLICY_NAME, "labels": labels},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "resources": ["gradeattempts"],
+                            "operations": ["UPDATE"],
+                        }
+                    ],
+                },
+                "validations": [
+                    {
+                        "expression": "object.spec == oldObject.spec",
+                        "messageExpression": "'grade attempt ' + request.name + ' is a record and cannot be "
+                        "changed: grade again to add a new attempt'",
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": GRADES_POLICY_NAME, "labels": labels},
+            "spec": {"policyName": GRADES_POLICY_NAME, "validationActions": ["Deny"]},
         },
     ]

@@ -298,6 +298,38 @@ def test_learner_cannot_loosen_their_guard_rails(pair: dict[str, Any]) -> None:
         a.api_client.default_headers.pop("Impersonate-User", None)
 
 
+def test_learner_cannot_pass_workloads_off_as_labctls(pair: dict[str, Any], kube: Kube) -> None:
+    """Pods that carried labctl's label would match labctl's NetworkPolicies and pass for its stacks."""
+    a, ns = pair["a"], pair["ns_a"]
+    disguised = deployment("mlflow-lookalike", ns)
+    disguised["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "labctl"
+    assert "objects managed by labctl" in forbidden(lambda: a.apply(disguised))
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "sneaky", "namespace": ns},
+        "spec": {
+            "schedule": "*/5 * * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": {"app.kubernetes.io/managed-by": "labctl"}},
+                        "spec": {**pod_spec(security=RESTRICTED_SECURITY), "restartPolicy": "Never"},
+                    }
+                }
+            },
+        },
+    }
+    forbidden(lambda: a.apply(job))
+    # A Deployment merely named like a stack, without labctl's label, does not count as one.
+    fake = deployment("fake-mlflow", ns)
+    fake["metadata"]["labels"] = {"labctl.dev/stack": "mlflow"}
+    a.apply(fake)
+    learner = kube.get(API_VERSION, "Learner", ns)
+    assert learner["status"]["phase"] == "Ready"  # readiness still comes from labctl's own Deployments
+    assert set(learner["status"]["stacks"]) == {"mlflow", "object-store", "prometheus", "alertmanager"}
+
+
 @pytest.mark.parametrize("hack", ["privileged", "hostPath", "hostNetwork", "hostPID", "root", "NET_ADMIN"])
 def test_learner_cannot_run_dangerous_pods(pair: dict[str, Any], hack: str) -> None:
     a, ns = pair["a"], pair["ns_a"]

@@ -348,7 +348,13 @@ def test_the_object_store_secret_has_what_dvc_and_mlflow_need() -> None:
 def test_buckets_are_made_before_the_object_store_starts() -> None:
     spec = dict(pod_specs(render()))["object-store"]
     (init,) = spec["initContainers"]
-    assert init["command"] == ["mkdir", "-p", "/data/buckets/dvc", "/data/buckets/mlflow"]
+    assert init["command"] == [
+        "mkdir",
+        "-p",
+        "/data/buckets/dvc",
+        "/data/buckets/mlflow",
+        "/data/buckets/submissions",
+    ]
     server = spec["containers"][0]
     assert server["args"][-2:] == ["posix", "/data/buckets"]  # not the claim's root, with its lost+found
     mount = {"name": "data", "mountPath": "/data", "readOnly": False}

@@ -15,7 +15,12 @@ from labctl.provision.stacks import alertmanager, mlflow_server, object_store, p
 from labctl.provision.stacks.common import STACK_LABEL, Stack
 from labctl.provision.stacks.object_store import ObjectStoreCredentials
 from labctl.provision.stacks.readiness import deployment_ready, stack_readiness
-from labctl.provision.stacks.settings import STACK_COMPONENTS, Component, StackSettings
+from labctl.provision.stacks.settings import (
+    STACK_COMPONENTS,
+    Component,
+    StackSettings,
+    load_stack_settings,
+)
 
 __all__ = [
     "STACK_COMPONENTS",
@@ -25,6 +30,7 @@ __all__ = [
     "StackSettings",
     "deployment_ready",
     "enabled_components",
+    "load_stack_settings",
     "render_stacks",
     "stack_readiness",
 ]

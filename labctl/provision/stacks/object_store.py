@@ -37,7 +37,8 @@ PORT = 7070
 REGION = "us-east-1"  # versitygw's default region; clients must sign for the same one
 DVC_BUCKET = "dvc"
 MLFLOW_BUCKET = "mlflow"
-BUCKETS = (DVC_BUCKET, MLFLOW_BUCKET)
+SUBMISSIONS_BUCKET = "submissions"  # `labctl lab submit` puts git bundles here for the grader
+BUCKETS = (DVC_BUCKET, MLFLOW_BUCKET, SUBMISSIONS_BUCKET)
 DATA = "/data"
 # The gateway serves a subdirectory, not the claim's root: an ext4-formatted volume has a
 # root-owned lost+found at its root, which the posix backend would list as a bucket.
@@ -70,6 +71,7 @@ def secret_values(namespace: str, credentials: ObjectStoreCredentials) -> dict[s
         "DVC_BUCKET": DVC_BUCKET,
         "DVC_REMOTE_URL": f"s3://{DVC_BUCKET}",
         "MLFLOW_BUCKET": MLFLOW_BUCKET,
+        "SUBMISSIONS_BUCKET": SUBMISSIONS_BUCKET,
     }
 
 

@@ -16,9 +16,21 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from labctl.errors import UsageError
 
 Component = Literal["mlflow", "object-store", "prometheus", "alertmanager"]
 STACK_COMPONENTS: tuple[Component, ...] = get_args(Component)
@@ -151,3 +163,18 @@ class StackSettings(_Settings):
 
     def is_enabled(self, component: Component) -> bool:
         return component in self.enabled
+
+
+def load_stack_settings(path: Path) -> StackSettings:
+    """StackSettings from a YAML file; a bad file is a UsageError naming the file and field."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read stack settings: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of stack settings")
+    try:
+        return StackSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise UsageError("\n".join(problems)) from None
