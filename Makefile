@@ -45,6 +45,8 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/sim_up.py
+	$(BIN)/python bench/grading.py
+	$(BIN)/python bench/provision.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

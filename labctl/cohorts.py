@@ -105,6 +105,10 @@ def get_cohort(kube: Kube, name: str) -> dict[str, Any]:
     return cohort
 
 
+def exists(kube: Kube, name: str) -> bool:
+    return kube.get(API_VERSION, "Cohort", name) is not None
+
+
 def learners(kube: Kube, name: str) -> list[dict[str, Any]]:
     return sorted(
         kube.list(API_VERSION, "Learner", label_selector=f"{COHORT_LABEL}={name}"),

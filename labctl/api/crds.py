@@ -20,7 +20,7 @@ def _crd(
     plural: str,
     short: list[str],
     spec: type[BaseModel],
-    status: type[BaseModel],
+    status: type[BaseModel] | None,
     columns: list[dict[str, str]],
 ) -> dict[str, Any]:
     return {
@@ -43,7 +43,7 @@ def _crd(
                     "name": v1alpha1.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}} if status is not None else {},
                     "additionalPrinterColumns": [
                         *columns,
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
@@ -57,7 +57,7 @@ def _crd(
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": _schema(spec),
-                                "status": _schema(status),
+                                **({"status": _schema(status)} if status is not None else {}),
                             },
                         }
                     },
@@ -94,6 +94,22 @@ def crds() -> list[dict[str, Any]]:
                 {"name": "Email", "type": "string", "jsonPath": ".spec.email"},
                 {"name": "Namespace", "type": "string", "jsonPath": ".status.namespace"},
                 {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            ],
+        ),
+        _crd(
+            "GradeAttempt",
+            "gradeattempts",
+            ["grade", "grades"],
+            v1alpha1.GradeAttemptSpec,
+            None,  # an attempt is a record: spec only, never changed (see grading.records)
+            [
+                {"name": "Cohort", "type": "string", "jsonPath": ".spec.cohort"},
+                {"name": "Email", "type": "string", "jsonPath": ".spec.email"},
+                {"name": "Lab", "type": "string", "jsonPath": ".spec.lab"},
+                {"name": "Attempt", "type": "integer", "jsonPath": ".spec.attempt"},
+                {"name": "Status", "type": "string", "jsonPath": ".spec.status"},
+                {"name": "Score", "type": "number", "jsonPath": ".spec.score"},
+                {"name": "Max", "type": "number", "jsonPath": ".spec.maxScore"},
             ],
         ),
     ]

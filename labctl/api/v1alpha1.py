@@ -84,3 +84,37 @@ class LearnerStatus(Model):
     applied_hash: str | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+
+
+GradeStatus = Literal["passed", "failed", "error"]
+
+
+class CheckRecord(Model):
+    """One check's result inside a recorded attempt."""
+
+    check: str = Field(max_length=200)
+    status: GradeStatus
+    points: float = Field(ge=0)
+    max_points: float = Field(ge=0)
+    feedback: str = Field(default="", max_length=8000)
+    evidence: str = Field(default="{}", max_length=32000)  # JSON text: free-form, kept verbatim
+    duration_s: float = Field(default=0, ge=0)
+    attempts: int = Field(default=1, ge=1)
+
+
+class GradeAttemptSpec(Model):
+    """One grading of one learner's lab. Immutable once written (admission enforces it)."""
+
+    cohort: str = Field(max_length=COHORT_NAME_MAX)
+    learner: str = Field(max_length=63)  # the Learner's name (= their namespace)
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
+    lab: LabId
+    attempt: int = Field(ge=1)
+    graded_at: datetime
+    graded_by: str = Field(default="", max_length=300)
+    status: GradeStatus
+    score: float = Field(ge=0)
+    max_score: float = Field(ge=0)
+    pass_mark: float = Field(ge=0, le=1)
+    required: list[str] = Field(default_factory=list, max_length=200)  # checks that gate a pass
+    results: list[CheckRecord] = Field(default_factory=list, max_length=200)

@@ -15,6 +15,7 @@ from labctl.cli.common import kube_options
 from labctl.cli.output import emit, err_console, output_option
 from labctl.durations import parse_duration
 from labctl.errors import UsageError
+from labctl.exports import export_cohort
 from labctl.kube import Kube
 from labctl.provision.roster import load_roster
 
@@ -194,15 +195,25 @@ def remove_learner_cmd(kube: Kube, name: str, email: str, yes: bool) -> None:
 @cohort.command("delete")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="First save the cohort, its learners, every grade attempt and a gradebook under DIR/NAME/.",
+)
 @wait_option
 @timeout_option
 @kube_options
-def delete_cmd(kube: Kube, name: str, yes: bool, wait: bool, timeout: str) -> None:
+def delete_cmd(kube: Kube, name: str, yes: bool, export_dir: Path | None, wait: bool, timeout: str) -> None:
     """Delete cohort NAME, every learner namespace and everything labctl made for it."""
     cohorts.check_name(name)
+    seconds = parse_duration(timeout, flag="--timeout").total_seconds()
     if not yes:
         click.confirm(f"Delete cohort {name} and every learner namespace in it?", abort=True)
-    seconds = parse_duration(timeout, flag="--timeout").total_seconds()
+    if export_dir is not None and cohorts.exists(kube, name):
+        saved = export_cohort(kube, name, export_dir)  # any failure stops here: nothing deleted
+        err_console.print(f"exported cohort {name} to {saved}")
     if cohorts.delete_cohort(kube, name, wait=wait, timeout=seconds):
         click.echo(f'cohort.labctl.dev "{name}" deleted')
     else:

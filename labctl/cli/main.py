@@ -7,8 +7,11 @@ from typing import Any
 import click
 
 from labctl import __version__
+from labctl.cli.check import check
 from labctl.cli.cohort import cohort
+from labctl.cli.grade import grade_cmd, gradebook, grades_cmd
 from labctl.cli.install import controller, install_cmd, uninstall_cmd
+from labctl.cli.lab import lab
 from labctl.cli.learner import learner
 from labctl.cli.sim import sim
 from labctl.cli.toolchain import toolchain
@@ -50,6 +53,11 @@ cli.add_command(install_cmd)
 cli.add_command(uninstall_cmd)
 cli.add_command(controller)
 cli.add_command(toolchain)
+cli.add_command(check)
+cli.add_command(lab)
+cli.add_command(grade_cmd)
+cli.add_command(grades_cmd)
+cli.add_command(gradebook)
 
 
 def main() -> None:

@@ -1,0 +1,55 @@
+"""What an instructor keeps of a cohort before deleting it: definitions, grade history, gradebook.
+
+``labctl cohort delete --export DIR`` writes ``DIR/<cohort>/`` and only then deletes. Nothing
+here is lost with the learners' namespaces: grade attempts are owned by the Learners and go
+with them, so this is the moment to keep them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl import cohorts
+from labctl.errors import UsageError
+from labctl.grading import records
+from labctl.grading.gradebook import Assignment, export_gradebook
+from labctl.kube import Kube
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as one would re-apply it: no server-managed metadata."""
+    meta = {k: v for k, v in obj["metadata"].items() if k in ("name", "labels", "annotations")}
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta, "spec": obj["spec"]}
+
+
+def export_cohort(kube: Kube, name: str, directory: Path) -> Path:
+    """Write the cohort's definition, learners, every grade attempt and a gradebook; return the folder."""
+    cohort = cohorts.get_cohort(kube, name)
+    target = directory / name
+    if target.exists() and any(target.iterdir()):
+        raise UsageError(f"--export {directory}: {target} already exists and is not empty")
+    target.mkdir(parents=True, exist_ok=True)
+    learners = cohorts.learners(kube, name)
+    attempts = records.history(kube, cohort=name)
+    (target / "cohort.yaml").write_text(yaml.safe_dump(_clean(cohort), sort_keys=False))
+    (target / "learners.yaml").write_text(
+        yaml.safe_dump_all([_clean(lr) for lr in learners], sort_keys=False)
+    )
+    grades_dir = target / "grades"
+    grades_dir.mkdir(exist_ok=True)
+    for learner in learners:
+        mine = [a for a in attempts if a["spec"]["learner"] == learner["metadata"]["name"]]
+        (grades_dir / f"{learner['spec']['email']}.json").write_text(
+            json.dumps([a["spec"] for a in mine], indent=2, sort_keys=True)
+        )
+    labs = list(cohort["spec"].get("labs") or []) or sorted({a["spec"]["lab"] for a in attempts})
+    if labs:
+        grades = records.learner_grades(learners, attempts, labs)
+        (target / "gradebook.csv").write_text(
+            export_gradebook(grades, fmt="csv", assignments=[Assignment(lab) for lab in labs])
+        )
+    return target

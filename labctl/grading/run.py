@@ -1,0 +1,82 @@
+"""Grade one lab for a cohort (or some of its learners): run the plan, score, record, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graders.core import CheckResult, Status
+from graders.engine import Job, run_jobs
+from labctl.grading import metrics
+from labctl.grading.plan import GradingPlan
+from labctl.grading.records import record
+from labctl.grading.scoring import Score, score_attempt
+from labctl.kube import Kube
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One learner's freshly graded attempt."""
+
+    learner: dict[str, Any]
+    attempt: int
+    results: tuple[CheckResult, ...]
+    score: Score
+    graded_at: str
+
+    @property
+    def email(self) -> str:
+        return str(self.learner["spec"]["email"])
+
+
+def place_of(learner: dict[str, Any]) -> dict[str, str]:
+    """What a plan's ``{placeholders}`` become for this learner."""
+    name = learner["metadata"]["name"]
+    namespace = (learner.get("status") or {}).get("namespace") or name
+    return {
+        "namespace": namespace,
+        "learner": name,
+        "email": learner["spec"]["email"],
+        "cohort": learner["spec"]["cohort"],
+    }
+
+
+def grade(
+    kube: Kube,
+    plan: GradingPlan,
+    learners: Sequence[dict[str, Any]],
+    *,
+    graded_by: str,
+    concurrency: int = 16,
+    record_attempts: bool = True,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> list[Graded]:
+    """Run ``plan`` for every learner (bounded concurrency), record each attempt, return them all."""
+    by_name = {lr["metadata"]["name"]: lr for lr in learners}
+    jobs = [Job(name, place_of(lr)["namespace"], plan.calls(place_of(lr))) for name, lr in by_name.items()]
+    planned = [c.name for c in plan.checks]
+    metrics.GRADING_RUNS.labels(plan.lab).inc()
+
+    def observe(_job: Job, result: CheckResult) -> None:
+        metrics.CHECKS.labels(result.check, result.status.value).inc()
+        metrics.CHECK_SECONDS.labels(result.check).observe(result.duration_s)
+        progress(1)
+
+    graded: list[Graded] = []
+    for job, results in run_jobs(jobs, kube=kube, concurrency=concurrency, on_result=observe):
+        score = score_attempt(results, planned=planned, required=plan.required, pass_mark=plan.pass_mark)
+        learner = by_name[job.learner]
+        attempt, graded_at = 0, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        if record_attempts:
+            saved = record(
+                kube, learner, plan.lab, results, score, pass_mark=plan.pass_mark, graded_by=graded_by
+            )
+            attempt, graded_at = int(saved["spec"]["attempt"]), str(saved["spec"]["gradedAt"])
+        metrics.ATTEMPTS.labels(plan.lab, score.status.value).inc()
+        graded.append(Graded(learner, attempt, tuple(results), score, graded_at))
+    if graded:
+        passed = sum(g.score.status is Status.PASSED for g in graded)
+        metrics.PASS_RATE.labels(plan.lab).set(passed / len(graded))
+    return graded

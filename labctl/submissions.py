@@ -1,0 +1,133 @@
+"""Submissions of repository-based labs: a git bundle of HEAD in the learner's own object store.
+
+The learner runs ``labctl lab submit`` in their repository; the bundle lands in their
+``submissions`` bucket as ``<lab>/<commit>.bundle`` with ``<lab>/latest.json`` naming it.
+The grader fetches it from there (:func:`fetch`) and clones it into a scratch directory:
+what is graded is exactly the commit submitted, never the learner's live working tree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from labctl.errors import LabctlError, UsageError
+from labctl.provision.stacks.object_store import REGION, SUBMISSIONS_BUCKET
+
+GIT_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a learner's object store answers, and the key pair to sign with."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def client(self) -> Any:
+        session = botocore.session.get_session()
+        return session.create_client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=REGION,
+            config=Config(
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Submission:
+    lab: str
+    commit: str
+    key: str
+    size: int
+    submitted_at: str
+    dirty: bool  # the working tree had uncommitted changes (not submitted)
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise LabctlError("git is not installed") from None
+    if proc.returncode != 0:
+        raise UsageError(f"{repo}: git {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def bundle(repo: Path, out: Path) -> tuple[str, bool]:
+    """Write a bundle of HEAD (with its history) to ``out``; returns (commit, dirty)."""
+    if not (repo / ".git").exists() and _git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        raise UsageError(f"{repo}: not a git repository")
+    try:
+        commit = _git(repo, "rev-parse", "--verify", "HEAD^{commit}")
+    except UsageError:
+        raise UsageError(f"{repo}: the repository has no commit yet: commit your work, then submit") from None
+    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    _git(repo, "bundle", "create", str(out), "HEAD")
+    return commit, dirty
+
+
+def submit(repo: Path, lab: str, store: Store, *, now: dt.datetime | None = None) -> Submission:
+    """Bundle ``repo`` at HEAD and upload it, then point ``latest.json`` at it."""
+    with tempfile.TemporaryDirectory(prefix="labctl-submit-") as tmp:
+        path = Path(tmp) / "submission.bundle"
+        commit, dirty = bundle(repo, path)
+        key = f"{lab}/{commit}.bundle"
+        submitted_at = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
+        s3 = store.client()
+        try:
+            with path.open("rb") as body:
+                s3.put_object(Bucket=SUBMISSIONS_BUCKET, Key=key, Body=body)
+            pointer = {"lab": lab, "commit": commit, "key": key, "submitted_at": submitted_at}
+            s3.put_object(
+                Bucket=SUBMISSIONS_BUCKET,
+                Key=f"{lab}/latest.json",
+                Body=json.dumps(pointer).encode(),
+                ContentType="application/json",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise LabctlError(f"could not upload the submission to {store.endpoint}: {exc}") from None
+        return Submission(lab, commit, key, path.stat().st_size, submitted_at, dirty)
+
+
+def fetch(store: Store, lab: str, dest: Path) -> Submission:
+    """Clone the learner's latest submission of ``lab`` into ``dest`` (which must not exist)."""
+    s3 = store.client()
+    try:
+        pointer = json.loads(
+            s3.get_object(Bucket=SUBMISSIONS_BUCKET, Key=f"{lab}/latest.json")["Body"].read()
+        )
+        with tempfile.TemporaryDirectory(prefix="labctl-fetch-") as tmp:
+            path = Path(tmp) / "submission.bundle"
+            s3.download_file(SUBMISSIONS_BUCKET, pointer["key"], str(path))
+            _git(Path(tmp), "clone", "--quiet", str(path), str(dest))
+            size = path.stat().st_size
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise LookupError(f"no submission of {lab} yet: run `labctl lab submit --lab {lab}`") from None
+        raise
+    _git(dest, "checkout", "--quiet", "--detach", pointer["commit"])
+    return Submission(lab, pointer["commit"], pointer["key"], size, pointer["submitted_at"], False)
