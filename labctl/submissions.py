@@ -122,7 +122,10 @@ def fetch(store: Store, lab: str, dest: Path) -> Submission:
         )
         with tempfile.TemporaryDirectory(prefix="labctl-fetch-") as tmp:
             path = Path(tmp) / "submission.bundle"
-            s3.download_file(SUBMISSIONS_BUCKET, pointer["key"], str(path))
+            body = s3.get_object(Bucket=SUBMISSIONS_BUCKET, Key=pointer["key"])["Body"]
+            with path.open("wb") as out:
+                for chunk in iter(lambda: body.read(1 << 20), b""):
+                    out.write(chunk)
             _git(Path(tmp), "clone", "--quiet", str(path), str(dest))
             size = path.stat().st_size
     except ClientError as exc:
