@@ -9,7 +9,9 @@ is tested with a fake ``kube.get`` (pure logic).
 from __future__ import annotations
 
 import http.client
+import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -416,3 +418,65 @@ def test_judge_reads_each_answer_shape(body: bytes, protocol: Any, expected: Any
         assert batch.predictions == expected
     else:
         assert expected in (batch.error or batch.schema)
+
+
+# -- the same checks from the command line: `labctl check run` -------------------------------------
+
+
+def check_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_check_run_prints_the_result_and_exits_by_status(servers: Any, hidden: Any) -> None:
+    common = ["-p", "model=iris", "-p", f"data={hidden['iris']}", "-p", "threshold=0.8", "-o", "json"]
+    good = check_cli("run", "endpoint.predict", "-p", f"url={servers['iris']}/good", *common)
+    assert good.returncode == 0, good.stderr
+    result = json.loads(good.stdout)
+    assert {"check", "passed", "points", "max_points", "feedback", "evidence", "status"} <= set(result)
+    assert (result["check"], result["status"], result["passed"]) == ("endpoint.predict", "passed", True)
+    wrong = check_cli("run", "endpoint.predict", "-p", f"url={servers['iris']}/wrong", *common)
+    assert wrong.returncode == 1
+    assert "is below the required 0.8" in json.loads(wrong.stdout)["feedback"]
+    table = check_cli("run", "endpoint.predict", "-p", f"url={servers['iris']}/wrong", *common[:-2])
+    assert "endpoint.predict: failed" in table.stdout
+
+
+def test_check_run_refuses_unknown_checks_and_bad_parameters(hidden: Any) -> None:
+    unknown = check_cli("run", "endpoint.predictt", "-p", "url=http://127.0.0.1:1")
+    assert unknown.returncode == 2
+    assert (
+        "unknown check 'endpoint.predictt'; checks of that kind: endpoint.health, endpoint.predict"
+        in unknown.stderr
+    )
+    bad = check_cli(
+        "run",
+        "endpoint.predict",
+        "-p",
+        "url=http://127.0.0.1:1",
+        "-p",
+        f"data={hidden['iris']}",
+        "-p",
+        "threshold=high",
+    )
+    assert bad.returncode == 2
+    assert "threshold: Input should be a valid number" in bad.stderr
+
+
+def test_check_list_shows_every_check_with_typed_parameters() -> None:
+    listed = {c["check"]: c for c in json.loads(check_cli("list", "-o", "json").stdout)}
+    assert {
+        "endpoint.predict",
+        "mlflow.experiment",
+        "dvc.remote_complete",
+        "prometheus.drift_alert",
+        "kube.pod_placement",
+    } <= set(listed)
+    params = {p["name"]: p for p in listed["endpoint.predict"]["params"]}
+    assert params["threshold"]["type"] == "float | None" and not params["threshold"]["required"]
+    assert params["data"]["required"]
