@@ -42,6 +42,37 @@ step "GPU quota in the namespace"
 step "Nodes after scheduling"
 labctl sim nodes
 
+step "A cohort: labctl install, the controller, three learners with GPU quotas"
+labctl install --local-controller
+state=$(dirname "$KUBECONFIG")
+setsid labctl controller run >"$state/demo-controller.log" 2>&1 &
+controller=$!
+trap 'kill -TERM -- -"$controller" 2>/dev/null || true' EXIT  # end its whole process group
+labctl cohort create demo-cohort --roster hack/demo/roster.csv --level advanced \
+  --labs advanced/gpu-training --quota-profile gpu --wait --timeout 3m
+labctl cohort status demo-cohort
+
+step "Learners at work, each with the kubeconfig labctl gave them"
+work=$(mktemp -d)
+for who in ada grace; do
+  labctl learner kubeconfig demo-cohort "$who@uni.edu" --out "$work/$who.kubeconfig" --duration 1h
+done
+# Ada follows the lab: her Job tolerates the GPU taint and asks for one GPU.
+"$kubectl" --kubeconfig "$work/ada.kubeconfig" apply -f hack/demo/learner-train-job.yaml
+# Grace forgot the toleration; Linus has not started yet.
+sed '/tolerations:/d' hack/demo/learner-train-job.yaml | "$kubectl" --kubeconfig "$work/grace.kubeconfig" apply -f -
+echo "  Ada trying to list every namespace's pods (she may only see her own):"
+"$kubectl" --kubeconfig "$work/ada.kubeconfig" get pods --all-namespaces 2>&1 | sed 's/^/  /' || true
+sleep 3  # let the scheduler decide
+
+step "Grading: labctl grade (every attempt is recorded; learners cannot read or change it)"
+labctl grade --cohort demo-cohort --lab advanced/gpu-training --plan hack/demo/grading.yaml || true
+labctl grades --cohort demo-cohort
+
+step "Gradebook for Canvas"
+labctl gradebook export --cohort demo-cohort --format canvas
+rm -rf "$work"
+
 cat <<MSG
 
 What happened: train-resnet (3 GPUs, tolerates the GPU taint) was bound to a GPU node and
@@ -49,6 +80,10 @@ holds its GPUs; train-bert (2 more) would exceed the namespace quota of 4, so it
 refused at admission and the Job waits; forgot-toleration asks for a GPU without tolerating
 nvidia.com/gpu=present:NoSchedule and stays Pending; feature-api runs on CPU nodes only.
 
-Explore:  export KUBECONFIG=$KUBECONFIG;  $kubectl get pods -A -o wide
+In the cohort, Ada's training Job was placed on a GPU node within her quota and she passed;
+Grace's pod stays Pending (no toleration), so the required check fails; Linus has no
+Job yet. Each grading is a new GradeAttempt: run the demo again and the history grows.
+
+Explore:  export KUBECONFIG=$KUBECONFIG;  $kubectl get pods -A -o wide;  $kubectl get grades
 Tear down: labctl sim down
 MSG
