@@ -84,7 +84,8 @@ def clone(repo: str, rev: str, ctx: Context) -> Iterator[Clone]:
     with tempfile.TemporaryDirectory(prefix="labctl-dvc-") as scratch:
         root, home = Path(scratch) / "repo", Path(scratch) / "home"
         home.mkdir()
-        cmd = ["git", "clone", "--quiet", "--no-checkout", "--", repo, str(root)]
+        source = _submitted_bundle(repo, ctx, Path(scratch)) if repo.startswith(SUBMISSION) else repo
+        cmd = ["git", "clone", "--quiet", "--no-checkout", "--", source, str(root)]
         cloned = run(cmd, cwd=home, ctx=ctx, at_most=120, env=GIT_ENV)
         if cloned.returncode != 0:
             raise LearnerProblem(f"could not clone the repository {repo}: {tail(cloned, 3)}", repo=repo)
@@ -97,6 +98,31 @@ def clone(repo: str, rev: str, ctx: Context) -> Iterator[Clone]:
             )
         git(root, ctx, "-c", "advice.detachedHead=false", "checkout", "--quiet", commit)
         yield Clone(root, commit, home, source_head)
+
+
+SUBMISSION = "submission:"  # repo "submission:<lab>": the learner's latest `labctl lab submit`
+
+
+def _submitted_bundle(repo: str, ctx: Context, scratch: Path) -> str:
+    """Download the learner's latest submitted bundle of a lab from their own object store."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from labctl.errors import LabctlError
+    from labctl.submissions import download, store_of
+
+    lab = repo.removeprefix(SUBMISSION)
+    if ctx.kube is None or not ctx.namespace:
+        raise GraderError(f"repo {repo}: reading a submission needs the cluster and the learner's namespace")
+    path = scratch / "submission.bundle"
+    try:
+        download(store_of(ctx.kube, ctx.namespace), lab, path)
+    except LookupError as exc:
+        raise LearnerProblem(str(exc), repo=repo) from None
+    except (LabctlError, BotoCoreError, ClientError) as exc:
+        raise GraderError(
+            f"cannot read the submission of {lab} from the learner's object store: {exc}"
+        ) from None
+    return str(path)
 
 
 def _commit_of(root: Path, ctx: Context, rev: str) -> str:

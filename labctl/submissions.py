@@ -8,6 +8,7 @@ what is graded is exactly the commit submitted, never the learner's live working
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import subprocess
@@ -21,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labctl.errors import LabctlError, UsageError
-from labctl.provision.stacks.object_store import REGION, SUBMISSIONS_BUCKET
+from labctl.provision.stacks.object_store import REGION, SECRET, SUBMISSIONS_BUCKET
 
 GIT_TIMEOUT_S = 120
 
@@ -113,24 +114,41 @@ def submit(repo: Path, lab: str, store: Store, *, now: dt.datetime | None = None
         return Submission(lab, commit, key, path.stat().st_size, submitted_at, dirty)
 
 
-def fetch(store: Store, lab: str, dest: Path) -> Submission:
-    """Clone the learner's latest submission of ``lab`` into ``dest`` (which must not exist)."""
+def store_of(kube: Any, namespace: str, endpoint: str | None = None) -> Store:
+    """A learner's object store: credentials from their namespace's Secret, the endpoint from
+    there too unless given (e.g. a `kubectl port-forward` address)."""
+    secret = kube.get("v1", "Secret", SECRET, namespace)
+    if secret is None:
+        raise LabctlError(f"no Secret {SECRET} in namespace {namespace}: is it a learner namespace? (-n)")
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    return Store(
+        endpoint or data["AWS_ENDPOINT_URL"], data["AWS_ACCESS_KEY_ID"], data["AWS_SECRET_ACCESS_KEY"]
+    )
+
+
+def download(store: Store, lab: str, path: Path) -> Submission:
+    """Write the learner's latest bundle of ``lab`` to ``path``; LookupError when there is none."""
     s3 = store.client()
     try:
-        pointer = json.loads(
-            s3.get_object(Bucket=SUBMISSIONS_BUCKET, Key=f"{lab}/latest.json")["Body"].read()
-        )
-        with tempfile.TemporaryDirectory(prefix="labctl-fetch-") as tmp:
-            path = Path(tmp) / "submission.bundle"
-            body = s3.get_object(Bucket=SUBMISSIONS_BUCKET, Key=pointer["key"])["Body"]
-            with path.open("wb") as out:
-                for chunk in iter(lambda: body.read(1 << 20), b""):
-                    out.write(chunk)
-            _git(Path(tmp), "clone", "--quiet", str(path), str(dest))
-            size = path.stat().st_size
+        latest = s3.get_object(Bucket=SUBMISSIONS_BUCKET, Key=f"{lab}/latest.json")
+        pointer = json.loads(latest["Body"].read())
+        body = s3.get_object(Bucket=SUBMISSIONS_BUCKET, Key=pointer["key"])["Body"]
+        with path.open("wb") as out:
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                out.write(chunk)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
             raise LookupError(f"no submission of {lab} yet: run `labctl lab submit --lab {lab}`") from None
         raise
-    _git(dest, "checkout", "--quiet", "--detach", pointer["commit"])
+    size = path.stat().st_size
     return Submission(lab, pointer["commit"], pointer["key"], size, pointer["submitted_at"], False)
+
+
+def fetch(store: Store, lab: str, dest: Path) -> Submission:
+    """Clone the learner's latest submission of ``lab`` into ``dest`` (which must not exist)."""
+    with tempfile.TemporaryDirectory(prefix="labctl-fetch-") as tmp:
+        path = Path(tmp) / "submission.bundle"
+        got = download(store, lab, path)
+        _git(Path(tmp), "clone", "--quiet", str(path), str(dest))
+    _git(dest, "checkout", "--quiet", "--detach", got.commit)
+    return got

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -12,27 +11,14 @@ import click
 from labctl.api.v1alpha1 import LAB_ID_PATTERN
 from labctl.cli.common import kube_options
 from labctl.cli.output import err_console
-from labctl.errors import LabctlError, UsageError
+from labctl.errors import UsageError
 from labctl.kube import Kube
-from labctl.provision.stacks.object_store import SECRET
-from labctl.submissions import Store, submit
+from labctl.submissions import store_of, submit
 
 
 @click.group()
 def lab() -> None:
     """Labs: hand in your work."""
-
-
-def learner_store(kube: Kube, namespace: str, endpoint: str | None) -> Store:
-    """The learner's object store: credentials from their namespace's Secret, the endpoint
-    from there too unless given (e.g. a `kubectl port-forward` address)."""
-    secret = kube.get("v1", "Secret", SECRET, namespace)
-    if secret is None:
-        raise LabctlError(f"no Secret {SECRET} in namespace {namespace}: is it a learner namespace? (-n)")
-    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-    return Store(
-        endpoint or data["AWS_ENDPOINT_URL"], data["AWS_ACCESS_KEY_ID"], data["AWS_SECRET_ACCESS_KEY"]
-    )
 
 
 @lab.command("submit")
@@ -48,7 +34,7 @@ def submit_cmd(
     """Submit the git repository at PATH (HEAD, with history) for grading."""
     if not re.fullmatch(LAB_ID_PATTERN, lab_id):
         raise UsageError(f"--lab {lab_id!r}: expected <level>/<lab>, e.g. professional/data-versioning")
-    store = learner_store(kube, namespace or kube.namespace, endpoint)
+    store = store_of(kube, namespace or kube.namespace, endpoint)
     done = submit(path.resolve(), lab_id, store)
     if done.dirty:
         err_console.print("warning: uncommitted changes were not submitted (only HEAD is)", style="yellow")

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from graders.core import Context, Status
+from graders.engine import CheckCall, run_check
 from labctl.kube import Kube
 from labctl.provision.stacks.object_store import SECRET, SUBMISSIONS_BUCKET
 from labctl.submissions import Store, fetch
@@ -57,6 +61,16 @@ def test_submit_bundles_head_into_the_learners_bucket(
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     (repo / "train.py").write_text("print('train')\n")
+    (repo / "data.csv").write_text("x,label\n1,0\n2,1\n")
+    dvc = [str(Path(sys.executable).parent / "dvc")]
+    for args in (["init", "-q"], ["config", "core.analytics", "false"], ["add", "-q", "data.csv"]):
+        subprocess.run(
+            [*dvc, *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "first")
     (repo / "train.py").write_text("print('train v2')\n")
@@ -85,6 +99,16 @@ def test_submit_bundles_head_into_the_learners_bucket(
     assert got.commit == head
     assert (clone / "train.py").read_text() == "print('train v2')\n"  # HEAD, not the working tree
     assert git(clone, "log", "--format=%s").split() == ["second", "first"]  # with history
+
+    # The grader reads the same submission from the learner's store by itself.
+    ctx = Context(namespace=namespace, kube=kube)
+    tracked = run_check(CheckCall("dvc.tracked", {"repo": f"submission:{LAB}", "paths": ["data.csv"]}), ctx)
+    assert tracked.status is Status.PASSED, tracked.feedback
+    other = run_check(CheckCall("dvc.tracked", {"repo": "submission:advanced/other", "paths": ["x"]}), ctx)
+    assert other.status is Status.FAILED
+    assert (
+        "no submission of advanced/other yet: run `labctl lab submit --lab advanced/other`" in other.feedback
+    )
 
 
 def test_submit_refuses_what_is_not_a_repository(
