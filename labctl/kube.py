@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from labctl.names import FIELD_MANAGER
 
 T = TypeVar("T")
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+MAX_IN_FLIGHT = 32  # concurrent requests per connection (and the size of its connection pool)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Action = Literal["created", "configured", "unchanged", "applied"]
 
@@ -113,6 +115,10 @@ class Kube:
 
     def __init__(self, api_client: k8s_client.ApiClient, namespace: str = "default") -> None:
         self.api_client = api_client
+        # Every request holds a slot; the connection pool is as big as the slots. Without the
+        # bound, hundreds of reconciling threads overflow the pool, and each discarded
+        # connection costs a new TLS handshake: CPU in the client, 429s from the server.
+        self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self.namespace = namespace  # the context's namespace, as kubectl would use it
         self._dynamic: DynamicClient | None = None
 
@@ -120,6 +126,7 @@ class Kube:
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """Connect as kubectl would: ``--kubeconfig``, ``$KUBECONFIG``, ~/.kube/config, in-cluster."""
         configuration = k8s_client.Configuration()
+        configuration.connection_pool_maxsize = MAX_IN_FLIGHT
         namespace = "default"
         try:
             k8s_config.load_kube_config(
@@ -148,6 +155,15 @@ class Kube:
             self._dynamic = with_retries(lambda: DynamicClient(self.api_client), what="API discovery")
         return self._dynamic
 
+    def _slotted(self, call: Callable[[], T]) -> Callable[[], T]:
+        """``call`` run while holding one of the connection's request slots."""
+
+        def run() -> T:
+            with self._slots:
+                return call()
+
+        return run
+
     def forget_discovery(self) -> None:
         """Drop cached API discovery, e.g. after installing CRDs."""
         self._dynamic = None
@@ -167,7 +183,8 @@ class Kube:
         ref = ObjectRef(api_version, kind, name, namespace)
         try:
             return with_retries(
-                lambda: resource.get(name=name, namespace=namespace).to_dict(), what=f"get {ref}"
+                self._slotted(lambda: resource.get(name=name, namespace=namespace).to_dict()),
+                what=f"get {ref}",
             )
         except KubeError as exc:
             if exc.status == 404:
@@ -185,8 +202,10 @@ class Kube:
     ) -> list[dict]:
         resource = self._resource(api_version, kind)
         result = with_retries(
-            lambda: resource.get(
-                namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            self._slotted(
+                lambda: resource.get(
+                    namespace=namespace, label_selector=label_selector, field_selector=field_selector
+                )
             ),
             what=f"list {kind}" + (f" in {namespace}" if namespace else ""),
         )
@@ -212,13 +231,15 @@ class Kube:
             resource = resource.subresources[subresource]
         before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace) if detect_changes else None
         result = with_retries(
-            lambda: self.dynamic.server_side_apply(
-                resource,
-                body=obj,
-                namespace=ref.namespace,
-                field_manager=field_manager,
-                force_conflicts=force,
-            ).to_dict(),
+            self._slotted(
+                lambda: self.dynamic.server_side_apply(
+                    resource,
+                    body=obj,
+                    namespace=ref.namespace,
+                    field_manager=field_manager,
+                    force_conflicts=force,
+                ).to_dict()
+            ),
             what=f"apply {ref}",
         )
         if not detect_changes:
@@ -236,7 +257,11 @@ class Kube:
         ref = ObjectRef.of(obj)
         resource = self._resource(ref.api_version, ref.kind)
         return with_retries(
-            lambda: resource.create(body=obj, namespace=ref.namespace, field_manager=field_manager).to_dict(),
+            self._slotted(
+                lambda: resource.create(
+                    body=obj, namespace=ref.namespace, field_manager=field_manager
+                ).to_dict()
+            ),
             what=f"create {ref}",
         )
 
@@ -267,13 +292,15 @@ class Kube:
             resource = resource.subresources[subresource]
         ref = ObjectRef(api_version, kind, name, namespace)
         return with_retries(
-            lambda: self.dynamic.patch(
-                resource,
-                body=body,
-                name=name,
-                namespace=namespace,
-                content_type="application/merge-patch+json",
-            ).to_dict(),
+            self._slotted(
+                lambda: self.dynamic.patch(
+                    resource,
+                    body=body,
+                    name=name,
+                    namespace=namespace,
+                    content_type="application/merge-patch+json",
+                ).to_dict()
+            ),
             what=f"patch {ref}" + (f" {subresource}" if subresource else ""),
         )
 
@@ -282,7 +309,9 @@ class Kube:
         resource = self._resource(api_version, kind)
         ref = ObjectRef(api_version, kind, name, namespace)
         try:
-            with_retries(lambda: resource.delete(name=name, namespace=namespace), what=f"delete {ref}")
+            with_retries(
+                self._slotted(lambda: resource.delete(name=name, namespace=namespace)), what=f"delete {ref}"
+            )
         except KubeError as exc:
             if exc.status == 404:
                 return False
@@ -325,7 +354,9 @@ class Kube:
             time.sleep(interval)
 
     def server_version(self) -> str:
-        info = with_retries(lambda: k8s_client.VersionApi(self.api_client).get_code(), what="get version")
+        info = with_retries(
+            self._slotted(lambda: k8s_client.VersionApi(self.api_client).get_code()), what="get version"
+        )
         return str(info.git_version)
 
 

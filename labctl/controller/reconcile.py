@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from labctl.api.v1alpha1 import API_VERSION
@@ -68,7 +69,7 @@ def reconcile_learner(
     *,
     key: bytes,
     stack_settings: StackSettings | None = None,
-    workers: int = 8,
+    workers: int = 4,
 ) -> LearnerApplied | None:
     """Apply the learner's namespace and everything in it, unless the last apply was identical.
 
@@ -95,18 +96,36 @@ QUOTA_SETTLE_S = 30.0
 
 
 def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers: int) -> None:
-    """Apply ``objects``; while a just-made ResourceQuota has no usage computed yet, admission
-    refuses what it counts ("status unknown for quota"), so retry those briefly, not for a
-    whole handler backoff."""
+    """Apply the quota first and wait (cheap GETs) until the quota controller has computed its
+    usage: until then admission refuses everything the quota counts ("status unknown for
+    quota"). Then apply the rest in one go. Retrying the whole apply instead would hammer the
+    API server with hundreds of doomed writes when a cohort of hundreds is provisioned."""
+    quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
+    rest = [o for o in objects if o["kind"] != "ResourceQuota"]
+    kube.apply_all(quotas, workers=workers)
     deadline = time.monotonic() + QUOTA_SETTLE_S
+    for quota in quotas:
+        meta, hard = quota["metadata"], quota["spec"]["hard"]
+        kube.wait_for(
+            partial(_settled, kube, meta, hard),
+            timeout=max(0.0, deadline - time.monotonic()),
+            what=f"quota {meta['namespace']}/{meta['name']} to compute usage",
+            interval=0.2,
+        )
     while True:
         try:
-            kube.apply_all(objects, workers=workers)
+            kube.apply_all(rest, workers=workers)
             return
-        except KubeError as exc:
+        except KubeError as exc:  # a quota re-synced under us: brief, so retry briefly
             if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.3)
+            time.sleep(0.5)
+
+
+def _settled(kube: Kube, meta: dict[str, Any], hard: dict[str, str]) -> bool:
+    live = kube.get("v1", "ResourceQuota", meta["name"], meta["namespace"]) or {}
+    status = live.get("status") or {}
+    return set(status.get("hard") or {}) == set(hard) and "used" in status
 
 
 def learner_phase(*, applied: bool, stacks: dict[str, bool], suspended: bool) -> str:

@@ -28,7 +28,8 @@ from labctl.sim.spec import SimSpec
 from labctl.toolchain import paths
 
 SPEC_FILE = "labctl-sim.json"
-PROVISIONER = "labctl-sim-provisioner"  # its pid file sits with kwokctl's: `down` ends it too
+PROVISIONER = "labctl-sim-provisioner"
+SERVICE_CIDR = "10.96.0.0/12"  # its pid file sits with kwokctl's: `down` ends it too
 CREATE_TIMEOUT_S = 120
 STAGES_DIR = Path(__file__).parent / "stages"
 
@@ -168,7 +169,12 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
             {
                 "name": "kube-apiserver",
                 # NodeRestriction is not in the default set; a real cluster has it.
-                "extraArgs": [{"key": "enable-admission-plugins", "value": "NodeRestriction"}],
+                "extraArgs": [
+                    {"key": "enable-admission-plugins", "value": "NodeRestriction"},
+                    # The default /24 holds 254 Services: a cohort of ~60 learners with four
+                    # stack Services each fills it. A real cluster's range is this size.
+                    {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
+                ],
             }
         ],
     }

@@ -57,6 +57,8 @@ def test_sim_lifecycle(state: dict[str, str]) -> None:
     nodes = {n["metadata"]["name"]: n for n in kube.list("v1", "Node")}
     assert sorted(nodes) == [f"{NAME}-cpu-0", f"{NAME}-gpu-0"]
     assert nodes[f"{NAME}-gpu-0"]["status"]["allocatable"]["nvidia.com/gpu"] == "2"
+    # Room for thousands of Services (a cohort of hundreds has four stack Services each), not 254.
+    assert kube.get("v1", "Service", "kubernetes", "default")["spec"]["clusterIP"] == "10.96.0.1"
 
     again = labctl("sim", "up", NAME, *SIZES, env=state)
     assert f"sim {NAME}: unchanged" in again.stderr
