@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from labctl.api.v1alpha1 import API_VERSION, COHORT_NAME_MAX, CohortSpec, RosterEntry
 from labctl.errors import LabctlError, UsageError
 from labctl.kube import Kube
+from labctl.modelfiles import problems
 from labctl.names import MANAGED_BY, dns_label_problem
 from labctl.provision import quota
 from labctl.provision.naming import learner_name, normalise_email
@@ -53,8 +54,7 @@ def build_cohort(
             }
         )
     except ValidationError as exc:
-        problems = [f"{source}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise UsageError("\n".join(problems)) from None
+        raise problems(source, exc) from None
     return {
         "apiVersion": API_VERSION,
         "kind": "Cohort",

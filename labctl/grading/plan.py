@@ -12,14 +12,14 @@ import string
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from graders.core import BadParams, UnknownCheck, get
 from graders.engine import CheckCall
 from labctl.api.v1alpha1 import LabId
 from labctl.errors import UsageError
+from labctl.modelfiles import load_model
 
 PLACEHOLDERS = frozenset({"namespace", "learner", "email", "cohort"})
 LABS_ROOT = Path(__file__).resolve().parents[2] / "labs"
@@ -99,22 +99,7 @@ def fill(value: Any, place: dict[str, str]) -> Any:
 
 def load_plan(path: Path) -> GradingPlan:
     """A plan from YAML; any problem is a UsageError naming the file and the field."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read grading plan: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping with lab, passMark, checks")
-    try:
-        return GradingPlan.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{path}: {'.'.join(map(str, e['loc'])) or '(plan)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors(include_url=False)
-        ]
-        raise UsageError("\n".join(problems)) from None
+    return load_model(path, GradingPlan, what="grading plan (lab, passMark, checks)")
 
 
 def plan_for_lab(lab: str, plan_file: Path | None = None) -> GradingPlan:

@@ -38,90 +38,86 @@ def _template_managed(path: str) -> str:
     return f"({_has_path(path + '.metadata')} && {_MANAGED.format(o=path)})"
 
 
-def render_policies() -> list[dict[str, Any]]:
+def _denying(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and the binding that makes it deny."""
     labels = {"app.kubernetes.io/part-of": "labctl"}
+    api = "admissionregistration.k8s.io/v1"
     return [
         {
-            "apiVersion": "admissionregistration.k8s.io/v1",
+            "apiVersion": api,
             "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": POLICY_NAME, "labels": labels},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "namespaceSelector": {"matchLabels": {ROLE_LABEL: "learner"}},
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["*"],
-                            "apiVersions": ["*"],
-                            "resources": ["*"],
-                            "operations": ["CREATE", "UPDATE", "DELETE"],
-                            "scope": "Namespaced",
-                        }
-                    ],
-                },
-                "variables": [
-                    {
-                        "name": "learner",
-                        "expression": "has(request.namespace) && request.namespace != '' && "
-                        "request.userInfo.username.startsWith("
-                        "'system:serviceaccount:' + request.namespace + ':')",
-                    },
-                    {
-                        "name": "touchesManaged",
-                        "expression": f"(oldObject != null && {_MANAGED.format(o='oldObject')}) || "
-                        f"(object != null && (({_MANAGED.format(o='object')}) || "
-                        + " || ".join(_template_managed(p) for p in _TEMPLATE_PATHS)
-                        + "))",
-                    },
-                ],
-                "validations": [
-                    {
-                        "expression": "!variables.learner || !variables.touchesManaged",
-                        "messageExpression": "'objects managed by labctl cannot be changed by learners: ' + "
-                        "request.resource.resource + ' ' + request.name",
-                        "reason": "Forbidden",
-                    }
-                ],
-            },
+            "metadata": {"name": name, "labels": labels},
+            "spec": spec,
         },
         {
-            "apiVersion": "admissionregistration.k8s.io/v1",
+            "apiVersion": api,
             "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": POLICY_NAME, "labels": labels},
-            "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]},
-        },
-        # A recorded grade attempt never changes, whoever asks (cluster-admin included): a
-        # re-grade is a new attempt. Labels and owners may still be edited; deletion is RBAC's.
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": GRADES_POLICY_NAME, "labels": labels},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": [GROUP],
-                            "apiVersions": ["*"],
-                            "resources": ["gradeattempts"],
-                            "operations": ["UPDATE"],
-                        }
-                    ],
-                },
-                "validations": [
-                    {
-                        "expression": "object.spec == oldObject.spec",
-                        "messageExpression": "'grade attempt ' + request.name + ' is a record and cannot be "
-                        "changed: grade again to add a new attempt'",
-                        "reason": "Forbidden",
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": GRADES_POLICY_NAME, "labels": labels},
-            "spec": {"policyName": GRADES_POLICY_NAME, "validationActions": ["Deny"]},
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
         },
     ]
+
+
+def render_policies() -> list[dict[str, Any]]:
+    protect = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "namespaceSelector": {"matchLabels": {ROLE_LABEL: "learner"}},
+            "resourceRules": [
+                {
+                    "apiGroups": ["*"],
+                    "apiVersions": ["*"],
+                    "resources": ["*"],
+                    "operations": ["CREATE", "UPDATE", "DELETE"],
+                    "scope": "Namespaced",
+                }
+            ],
+        },
+        "variables": [
+            {
+                "name": "learner",
+                "expression": "has(request.namespace) && request.namespace != '' && "
+                "request.userInfo.username.startsWith("
+                "'system:serviceaccount:' + request.namespace + ':')",
+            },
+            {
+                "name": "touchesManaged",
+                "expression": f"(oldObject != null && {_MANAGED.format(o='oldObject')}) || "
+                f"(object != null && (({_MANAGED.format(o='object')}) || "
+                + " || ".join(_template_managed(p) for p in _TEMPLATE_PATHS)
+                + "))",
+            },
+        ],
+        "validations": [
+            {
+                "expression": "!variables.learner || !variables.touchesManaged",
+                "messageExpression": "'objects managed by labctl cannot be changed by learners: ' + "
+                "request.resource.resource + ' ' + request.name",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+    # A recorded grade attempt never changes, whoever asks (cluster-admin included): a
+    # re-grade is a new attempt. Labels and owners may still be edited; deletion is RBAC's.
+    append_only = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "resources": ["gradeattempts"],
+                    "operations": ["UPDATE"],
+                }
+            ],
+        },
+        "validations": [
+            {
+                "expression": "object.spec == oldObject.spec",
+                "messageExpression": "'grade attempt ' + request.name + ' is a record and cannot be "
+                "changed: grade again to add a new attempt'",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+    return [*_denying(POLICY_NAME, protect), *_denying(GRADES_POLICY_NAME, append_only)]

@@ -19,18 +19,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from labctl.errors import UsageError
+from labctl.modelfiles import load_model
 
 Component = Literal["mlflow", "object-store", "prometheus", "alertmanager"]
 STACK_COMPONENTS: tuple[Component, ...] = get_args(Component)
@@ -167,14 +165,4 @@ class StackSettings(_Settings):
 
 def load_stack_settings(path: Path) -> StackSettings:
     """StackSettings from a YAML file; a bad file is a UsageError naming the file and field."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read stack settings: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of stack settings")
-    try:
-        return StackSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise UsageError("\n".join(problems)) from None
+    return load_model(path, StackSettings, what="stack settings")
