@@ -15,7 +15,6 @@ size 30 (one request per check), so the figures measure the grading machinery, n
 from __future__ import annotations
 
 import argparse
-import http.client
 import sys
 import tempfile
 import time
@@ -85,17 +84,6 @@ def verify(results: list[tuple[Job, CheckResult]]) -> list[str]:
     return problems
 
 
-def ready(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/ping")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--learners", type=int, default=500)
@@ -111,7 +99,7 @@ def main() -> int:
             cmd = [sys.executable, model_servers.__file__, "--dataset", "iris", "--port", str(port)]
             stack.enter_context(server_process(cmd, ready=lambda: True))
         deadline = time.monotonic() + 120
-        while not all(ready(port) for port in ports):
+        while not all(model_servers.answering(port) for port in ports):
             if time.monotonic() > deadline:
                 raise SystemExit("model servers not ready after 120 s")
             time.sleep(0.2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import itertools
 import json
 import time
@@ -30,6 +31,18 @@ MODES = ("good", "wrong", "slow", "flaky", "malformed", "wrong-shape", "wrong-co
 DATASETS = ("iris", "breast_cancer", "diabetes")
 SEED = 7
 HELD_OUT = 30  # rows: small on purpose, so a check is one request at batch size >= 30
+
+
+def answering(port: int) -> bool:
+    """Whether a model server on loopback ``port`` answers ``GET /ping`` with 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 def hidden_split(dataset: str) -> tuple[Any, Any, Any, Any, list[str]]:

@@ -8,7 +8,6 @@ is tested with a fake ``kube.get`` (pure logic).
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import subprocess
@@ -34,17 +33,6 @@ SERVER = str(Path(model_servers.__file__))
 DATASETS = {"iris": "iris", "breast_cancer": "cancer", "diabetes": "diabetes"}  # dataset -> model name
 
 
-def _ready(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/ping")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """Base URL and hidden test set per dataset. The servers start in parallel, and the hidden
@@ -67,7 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, st
             stack.enter_context(server_process(cmd, ready=lambda: True))
         hidden = {d: str(model_servers.write_hidden_csv(d, folder / f"{d}.csv")) for d in DATASETS}
         deadline = time.monotonic() + 90
-        while not all(_ready(port) for port in ports.values()):
+        while not all(model_servers.answering(port) for port in ports.values()):
             assert time.monotonic() < deadline, "model servers not ready after 90 s"
             time.sleep(0.2)
         yield {dataset: f"http://127.0.0.1:{port}" for dataset, port in ports.items()}, hidden
