@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from graders.core import BadParams, CheckSpec, Context, Status, UnknownCheck, get, load_all
 from graders.engine import CheckCall, run_check
-from labctl.cli.output import console, emit
+from labctl.cli.output import console, emit, output_option
 from labctl.errors import UsageError
 from labctl.kube import Kube
 
@@ -51,9 +51,7 @@ def _param_rows(spec: CheckSpec[Any]) -> list[dict[str, Any]]:
 
 
 @check.command("list")
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True
-)
+@output_option
 def list_cmd(output: str) -> None:
     """Every check, with its parameters and their types."""
     specs = [load_all()[name] for name in sorted(load_all())]
@@ -100,9 +98,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--points", type=float, default=1.0, show_default=True, help="Points the check is worth.")
 @click.option("--kubeconfig", default=None, help="Kubeconfig, for checks that read the cluster.")
 @click.option("--context", "kube_context", default=None, help="The kubeconfig context to use.")
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True
-)
+@output_option
 def run_cmd(
     name: str,
     pairs: tuple[str, ...],

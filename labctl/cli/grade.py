@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from graders.core import Status
 from labctl import cohorts
 from labctl.cli.common import kube_options
-from labctl.cli.output import emit, err_console, output_option
+from labctl.cli.output import emit, err_console, output_choice, output_option
 from labctl.errors import UsageError
 from labctl.grading import records, reports
 from labctl.grading.gradebook import Assignment, export_gradebook
@@ -100,14 +100,7 @@ def write_report(grades: list[LearnerGrade], output: str, out: Path | None, titl
     "--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), help="Grading plan YAML."
 )
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(REPORT_FORMATS),
-    default="table",
-    show_default=True,
-    help="Report format.",
-)
+@output_choice(REPORT_FORMATS, help="Report format.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -10,7 +10,7 @@ import click
 
 from labctl.api.v1alpha1 import LAB_ID_PATTERN
 from labctl.cli.common import kube_options
-from labctl.cli.output import err_console
+from labctl.cli.output import err_console, output_choice
 from labctl.errors import UsageError
 from labctl.kube import Kube
 from labctl.submissions import store_of, submit
@@ -26,7 +26,7 @@ def lab() -> None:
 @click.option("--lab", "lab_id", required=True, help="The lab, e.g. professional/data-versioning.")
 @click.option("-n", "--namespace", default=None, help="Your namespace (default: your kubeconfig's).")
 @click.option("--endpoint", default=None, help="Object-store URL (default: the in-cluster service).")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@output_choice(("table", "json"))
 @kube_options
 def submit_cmd(
     kube: Kube, path: Path, lab_id: str, namespace: str | None, endpoint: str | None, output: str

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -12,15 +12,17 @@ from rich.console import Console
 from rich.table import Table
 
 FORMATS = ("table", "json", "yaml")
+F = TypeVar("F", bound=Callable[..., Any])
 
-output_option = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+
+def output_choice(formats: Sequence[str], help: str = "Output format.") -> Callable[[F], F]:
+    """kubectl's ``-o/--output``, defaulting to a table, among ``formats``."""
+    return click.option(
+        "-o", "--output", type=click.Choice(list(formats)), default="table", show_default=True, help=help
+    )
+
+
+output_option = output_choice(FORMATS)
 
 console = Console()
 if not console.is_terminal:
