@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup toolchain test unit cluster-tests demo lint bench clean help
+.PHONY: setup toolchain debs test unit cluster-tests demo lint bench clean help
 
 help:
 	@echo "make demo   - start the simulated cluster and run the GPU-scheduling scenario"
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) toolchain
 
+# Debian packages the tests run for real: Prometheus, Alertmanager and promtool.
+DEBS := prometheus prometheus-alertmanager
+debs:
+	hack/install-debian-deps $(DEBS)
+
 toolchain: $(STAMP)
 	$(BIN)/labctl toolchain build
 
@@ -34,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check labctl graders tests bench hack
 	$(BIN)/mypy labctl graders
 
-test: setup lint
+test: setup debs lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
