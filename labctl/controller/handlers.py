@@ -1,8 +1,9 @@
-"""kopf handlers: each routes one kind of event to a reconciler and reports status.
+"""kopf handlers: each routes one kind of event to a reconciler or a status refresh.
 
-Handlers stay a few lines long; the work is in labctl.controller.reconcile. Status that
-depends on other objects (stack readiness, cohort counts) is computed by timers from kopf
-indexes, so it needs no API reads and converges even if an event is missed.
+Handlers stay a few lines long; the work is in labctl.controller.reconcile and .refresh.
+Status that depends on other objects (stack readiness, cohort counts) is refreshed when
+those objects change, from kopf indexes: no API reads and no periodic timers, so an idle
+controller costs nothing however many learners it holds.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import kopf
 from labctl.api.v1alpha1 import VERSION
 from labctl.controller import metrics, reconcile, statuses
 from labctl.controller.memo import Memo
+from labctl.controller.refresh import Seen, refresh_cohort, refresh_learner
 from labctl.names import GROUP, MANAGED_BY
 
 STACK_LABEL = reconcile.STACK_LABEL
-STATUS_INTERVAL_S = 2.0
 RETRY_S = 3.0  # a failed reconcile is retried this soon (kopf's default is a minute)
 
 
@@ -45,6 +46,16 @@ def learners_by_cohort(name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
     return {spec.get("cohort", ""): (name, status.get("phase"))}
 
 
+@kopf.index(GROUP, VERSION, "learners")
+def learners_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Seen]:
+    return {name: Seen.of(body)}
+
+
+@kopf.index(GROUP, VERSION, "cohorts")
+def cohorts_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Seen]:
+    return {name: Seen.of(body)}
+
+
 # Only labctl's own Deployments: admission stops learners from labelling theirs so, so a
 # learner cannot fake their stack's readiness.
 @kopf.index("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
@@ -69,21 +80,13 @@ def cohort_deleted(name: str, **_: Any) -> None:
     metrics.forget_cohort(name)
 
 
-@kopf.timer(GROUP, VERSION, "cohorts", interval=STATUS_INTERVAL_S)
-def cohort_status(
-    name: str,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    learners_by_cohort: kopf.Index,
-    **_: Any,
+@kopf.on.event(GROUP, VERSION, "cohorts")
+def cohort_seen(
+    body: kopf.Body, type: str | None, memo: Memo, learners_by_cohort: kopf.Index, **_: Any
 ) -> None:
-    members: list[tuple[str, str | None]] = list(learners_by_cohort.get(name, []))
-    statuses.update_cohort(patch, status, meta, spec, members)
-    metrics.observe_cohort(
-        name, wanted=len(spec.get("learners") or []), phases=[phase for _, phase in members]
-    )
+    if type != "DELETED":
+        seen = Seen.of(body)
+        refresh_cohort(memo.kube, seen, learners_by_cohort.get(seen.name, []))
 
 
 @kopf.on.resume(GROUP, VERSION, "learners", backoff=RETRY_S)
@@ -94,32 +97,45 @@ def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, **_: Any) ->
         applied = reconcile.reconcile_learner(
             memo.kube, dict(body), key=memo.key, stack_settings=memo.stack_settings
         )
-    statuses.record_applied(patch, body, applied)
+    patch.status.update(statuses.applied_changes(body, applied))
     if applied is not None:
         metrics.OBJECTS_APPLIED.labels("learner").inc(applied.objects)
     if applied:
         kopf.info(body, reason="Provisioned", message=f"namespace {body.meta['name']} applied")
 
 
-@kopf.timer(GROUP, VERSION, "learners", interval=STATUS_INTERVAL_S)
-def learner_status(
+@kopf.on.event(GROUP, VERSION, "learners")
+def learner_seen(
     body: kopf.Body,
-    name: str,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
+    type: str | None,
+    memo: Memo,
     stacks_by_namespace: kopf.Index,
+    learners_by_cohort: kopf.Index,
+    cohorts_by_name: kopf.Index,
     **_: Any,
 ) -> None:
-    before = status.get("phase")
-    statuses.update_learner(patch, status, meta, spec, dict(stacks_by_namespace.get(name, [])))
-    after = patch.status.get("phase", before)
-    if after != before and after is not None:
-        # An Event per phase change: `kubectl describe learner` tells the story.
-        event = kopf.info if after in ("Ready", "Suspended") else kopf.warn if after == "Degraded" else None
-        if event is not None:
-            event(body, reason=after, message=f"learner {name} is {after}")
+    seen = Seen.of(body)
+    if type != "DELETED":
+        _refresh_learner(memo, seen, stacks_by_namespace)
+    for cohort in cohorts_by_name.get(seen.spec.get("cohort", ""), []):
+        refresh_cohort(memo.kube, cohort, learners_by_cohort.get(cohort.name, []))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
+def stack_seen(
+    namespace: str, memo: Memo, learners_by_name: kopf.Index, stacks_by_namespace: kopf.Index, **_: Any
+) -> None:
+    for seen in learners_by_name.get(namespace, []):
+        _refresh_learner(memo, seen, stacks_by_namespace)
+
+
+def _refresh_learner(memo: Memo, seen: Seen, stacks_by_namespace: kopf.Index) -> None:
+    phase = refresh_learner(memo.kube, seen, dict(stacks_by_namespace.get(seen.name, [])))
+    # An Event per phase change: `kubectl describe learner` tells the story.
+    if phase in ("Ready", "Suspended"):
+        kopf.info(seen.ref(), reason=phase, message=f"learner {seen.name} is {phase}")
+    elif phase == "Degraded":
+        kopf.warn(seen.ref(), reason=phase, message=f"learner {seen.name} is {phase}")
 
 
 @kopf.on.delete(GROUP, VERSION, "learners")

@@ -1,6 +1,7 @@
-"""Status of Learners and Cohorts, written only when it differs from what is there.
+"""Status of Learners and Cohorts: what to write, computed from what is known.
 
-Unchanged status is never re-written: an idle controller makes no API writes.
+Pure functions returning only the fields that differ from the status given: unchanged
+status is never re-written, so an idle controller makes no API writes.
 """
 
 from __future__ import annotations
@@ -11,37 +12,40 @@ from typing import Any
 from labctl.controller.reconcile import LearnerApplied, condition, learner_phase
 
 
-def record_applied(patch: Any, body: Mapping[str, Any], applied: LearnerApplied | None) -> None:
+def applied_changes(body: Mapping[str, Any], applied: LearnerApplied | None) -> dict[str, Any]:
     """After a reconcile: which desired state is applied, for which generation, in which namespace."""
     status = body.get("status") or {}
     generation = body["metadata"].get("generation")
     name = body["metadata"]["name"]
+    changes: dict[str, Any] = {}
     if applied is not None:
-        patch.status["appliedHash"] = applied.digest
+        changes["appliedHash"] = applied.digest
         known = status.get("stacks") or {}
+        # Stacks not seen yet count as not ready: a learner is never Ready on an empty set.
         if missing := {c: False for c in applied.stacks if c not in known}:
-            patch.status["stacks"] = missing
+            changes["stacks"] = missing
     if status.get("namespace") != name:
-        patch.status["namespace"] = name
+        changes["namespace"] = name
     if status.get("observedGeneration") != generation:
-        patch.status["observedGeneration"] = generation
+        changes["observedGeneration"] = generation
+    return changes
 
 
-def update_learner(
-    patch: Any,
+def learner_changes(
     status: Mapping[str, Any],
     meta: Mapping[str, Any],
     spec: Mapping[str, Any],
-    ready_by_stack: dict[str, bool],
-) -> None:
+    ready_by_stack: Mapping[str, bool],
+) -> dict[str, Any]:
     """Phase and stack readiness from the applied state and the live stack Deployments."""
     known = dict(status.get("stacks") or {})
     stacks = {c: bool(ready_by_stack.get(c, False)) for c in set(known) | set(ready_by_stack)}
     generation = meta.get("generation")
     applied = bool(status.get("appliedHash")) and status.get("observedGeneration") == generation
     phase = learner_phase(applied=applied, stacks=stacks, suspended=bool(spec.get("suspended")))
+    changes: dict[str, Any] = {}
     if stacks != known:
-        patch.status["stacks"] = stacks
+        changes["stacks"] = stacks
     if status.get("phase") != phase:
         waiting = sorted(c for c, ok in stacks.items() if not ok)
         message = (
@@ -49,32 +53,34 @@ def update_learner(
             if phase == "Ready"
             else (f"waiting for: {', '.join(waiting)}" if waiting and applied else f"phase {phase}")
         )
-        patch.status["phase"] = phase
-        patch.status["conditions"] = [condition("Ready", phase == "Ready", phase, message, generation)]
+        changes["phase"] = phase
+        changes["conditions"] = [condition("Ready", phase == "Ready", phase, message, generation)]
+    return changes
 
 
-def update_cohort(
-    patch: Any,
+def cohort_changes(
     status: Mapping[str, Any],
     meta: Mapping[str, Any],
     spec: Mapping[str, Any],
     members: Iterable[tuple[str, str | None]],
-) -> None:
+) -> dict[str, Any]:
     """Learner counts and the Ready condition of a cohort."""
     wanted = len(spec.get("learners") or [])
     phases = dict(members)
     ready = sum(1 for phase in phases.values() if phase == "Ready")
     generation = meta.get("generation")
+    changes: dict[str, Any] = {}
     if status.get("learners") != wanted:
-        patch.status["learners"] = wanted
+        changes["learners"] = wanted
     if status.get("ready") != ready:
-        patch.status["ready"] = ready
+        changes["ready"] = ready
     if status.get("observedGeneration") != generation:
-        patch.status["observedGeneration"] = generation
+        changes["observedGeneration"] = generation
     is_ready = wanted > 0 and ready == wanted and len(phases) == wanted
     current = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
     if current is None or (current.get("status") == "True") != is_ready:
         message = f"{ready}/{wanted} learners ready"
-        patch.status["conditions"] = [
+        changes["conditions"] = [
             condition("Ready", is_ready, "Ready" if is_ready else "Provisioning", message, generation)
         ]
+    return changes

@@ -1,0 +1,61 @@
+"""Status computation for Learners and Cohorts: what is written, and that nothing is re-written."""
+
+from __future__ import annotations
+
+from labctl.controller.reconcile import LearnerApplied
+from labctl.controller.statuses import applied_changes, cohort_changes, learner_changes
+
+META = {"generation": 2}
+APPLIED = {"appliedHash": "abc", "observedGeneration": 2, "stacks": {"mlflow": False, "prometheus": False}}
+
+
+def test_applied_seeds_unknown_stacks_as_not_ready() -> None:
+    body = {"metadata": {"name": "ada", "generation": 2}, "status": {"stacks": {"mlflow": True}}}
+    changes = applied_changes(body, LearnerApplied("abc", ("mlflow", "prometheus"), 24))
+    assert changes == {
+        "appliedHash": "abc",
+        "stacks": {"prometheus": False},
+        "namespace": "ada",
+        "observedGeneration": 2,
+    }
+
+
+def test_learner_ready_only_when_applied_and_every_stack_ready() -> None:
+    partly = learner_changes(APPLIED, META, {}, {"mlflow": True})
+    assert partly["phase"] == "Provisioning"
+    assert partly["stacks"] == {"mlflow": True, "prometheus": False}
+    assert partly["conditions"][0]["message"] == "waiting for: prometheus"
+    ready = learner_changes(APPLIED, META, {}, {"mlflow": True, "prometheus": True})
+    assert ready["phase"] == "Ready" and ready["conditions"][0]["status"] == "True"
+
+
+def test_learner_not_ready_until_this_generation_is_applied() -> None:
+    all_ready = {"mlflow": True, "prometheus": True}
+    stale = learner_changes({**APPLIED, "observedGeneration": 1}, META, {}, all_ready)
+    assert stale["phase"] == "Provisioning"
+    assert learner_changes({}, META, {}, {"mlflow": True})["phase"] == "Provisioning"
+
+
+def test_learner_without_stacks_is_ready_once_applied() -> None:
+    # Stack settings may render no stacks at all (stacks disabled): the namespace is the lab.
+    assert learner_changes({"appliedHash": "abc", "observedGeneration": 2}, META, {}, {})["phase"] == "Ready"
+
+
+def test_unchanged_learner_status_is_not_rewritten() -> None:
+    ready = {**APPLIED, "stacks": {"mlflow": True, "prometheus": True}, "phase": "Ready"}
+    assert learner_changes(ready, META, {}, {"mlflow": True, "prometheus": True}) == {}
+
+
+def test_suspended_wins() -> None:
+    assert learner_changes(APPLIED, META, {"suspended": True}, {})["phase"] == "Suspended"
+
+
+def test_cohort_counts_and_condition() -> None:
+    spec = {"learners": [{"email": "a@x"}, {"email": "b@x"}]}
+    changes = cohort_changes({}, META, spec, [("a", "Ready"), ("b", "Provisioning")])
+    assert changes["learners"] == 2 and changes["ready"] == 1
+    assert changes["conditions"][0]["status"] == "False"
+    done = cohort_changes({**changes}, META, spec, [("a", "Ready"), ("b", "Ready")])
+    assert done["ready"] == 2 and done["conditions"][0]["status"] == "True"
+    settled = {**changes, **done}
+    assert cohort_changes(settled, META, spec, [("a", "Ready"), ("b", "Ready")]) == {}
