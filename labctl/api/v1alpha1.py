@@ -81,6 +81,7 @@ class LearnerStatus(Model):
     namespace: str | None = None
     phase: Literal["Pending", "Provisioning", "Ready", "Degraded", "Suspended"] | None = None
     stacks: dict[str, bool] = Field(default_factory=dict)
+    applied_stacks: list[str] = Field(default_factory=list)  # what the last apply rendered
     applied_hash: str | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)

@@ -84,9 +84,11 @@ def cohort_deleted(name: str, **_: Any) -> None:
 def cohort_seen(
     body: kopf.Body, type: str | None, memo: Memo, learners_by_cohort: kopf.Index, **_: Any
 ) -> None:
-    if type != "DELETED":
-        seen = Seen.of(body)
-        refresh_cohort(memo.kube, seen, learners_by_cohort.get(seen.name, []))
+    seen = Seen.of(body)
+    if type == "DELETED":
+        memo.written.forget(seen)
+    else:
+        refresh_cohort(memo.kube, memo.written, seen, learners_by_cohort.get(seen.name, []))
 
 
 @kopf.on.resume(GROUP, VERSION, "learners", backoff=RETRY_S)
@@ -115,10 +117,12 @@ def learner_seen(
     **_: Any,
 ) -> None:
     seen = Seen.of(body)
-    if type != "DELETED":
+    if type == "DELETED":
+        memo.written.forget(seen)
+    else:
         _refresh_learner(memo, seen, stacks_by_namespace)
     for cohort in cohorts_by_name.get(seen.spec.get("cohort", ""), []):
-        refresh_cohort(memo.kube, cohort, learners_by_cohort.get(cohort.name, []))
+        refresh_cohort(memo.kube, memo.written, cohort, learners_by_cohort.get(cohort.name, []))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
@@ -130,7 +134,7 @@ def stack_seen(
 
 
 def _refresh_learner(memo: Memo, seen: Seen, stacks_by_namespace: kopf.Index) -> None:
-    phase = refresh_learner(memo.kube, seen, dict(stacks_by_namespace.get(seen.name, [])))
+    phase = refresh_learner(memo.kube, memo.written, seen, dict(stacks_by_namespace.get(seen.name, [])))
     # An Event per phase change: `kubectl describe learner` tells the story.
     if phase in ("Ready", "Suspended"):
         kopf.info(seen.ref(), reason=phase, message=f"learner {seen.name} is {phase}")

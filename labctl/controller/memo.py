@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import kopf
 
+from labctl.controller.refresh import Written
 from labctl.kube import Kube
 from labctl.provision.stacks import StackSettings
 
@@ -15,6 +16,7 @@ class Memo:
     kube: Kube
     key: bytes
     stack_settings: StackSettings | None = None
+    written: Written = field(default_factory=Written)  # status this process wrote last
 
     def connection_info(self) -> kopf.ConnectionInfo:
         """kopf's own connection, from the same kubeconfig/context labctl was given."""

@@ -3,12 +3,15 @@ from its Learners.
 
 Every status write produces an event on the object written, which is evaluated again with
 the fresh body: two refreshes racing can at worst write a stale value that the next event
-corrects, so status converges without any periodic polling.
+corrects, so status converges without any periodic polling. What this process last wrote
+is remembered, so the many events that arrive before a write comes back (a Deployment's
+status changes several times on its way to ready) do not write the same value again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,35 +46,79 @@ class Seen:
             status=dict(body.get("status") or {}),
         )
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.name, self.uid)  # the uid: a re-created object starts afresh
+
     def ref(self) -> dict[str, Any]:
         """An object reference for posting Events about it."""
         meta = {"name": self.name, "uid": self.uid}
         return {"apiVersion": API_VERSION, "kind": self.kind, "metadata": meta}
 
 
-def _write_status(kube: Kube, seen: Seen, changes: dict[str, Any]) -> bool:
+def _comparable(value: Any) -> Any:
+    """Conditions compare without their timestamps: a recomputed one is the same condition."""
+    if isinstance(value, list):
+        return [
+            {k: v for k, v in item.items() if k != "lastTransitionTime"} if isinstance(item, dict) else item
+            for item in value
+        ]
+    return value
+
+
+class Written:
+    """The status fields this process last wrote, per object: the fields it alone owns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_object: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def already(self, seen: Seen, changes: Mapping[str, Any]) -> bool:
+        """True when every change is what this process last wrote for that field."""
+        with self._lock:
+            last = self._by_object.get(seen.key, {})
+            return all(k in last and _comparable(last[k]) == _comparable(v) for k, v in changes.items())
+
+    def record(self, seen: Seen, changes: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._by_object.setdefault(seen.key, {}).update(changes)
+
+    def forget(self, seen: Seen) -> None:
+        with self._lock:
+            self._by_object.pop(seen.key, None)
+
+
+def _write_status(kube: Kube, written: Written, seen: Seen, changes: dict[str, Any]) -> bool:
+    if written.already(seen, changes):  # our own write, not back yet: nothing new
+        return False
     try:
         kube.patch(API_VERSION, seen.kind, seen.name, {"status": changes}, subresource="status")
     except KubeError as exc:
         if exc.status == 404:  # deleted meanwhile: nothing to report on
+            written.forget(seen)
             return False
         raise
+    written.record(seen, changes)
     return True
 
 
-def refresh_learner(kube: Kube, seen: Seen, ready_by_stack: Mapping[str, bool]) -> str | None:
+def refresh_learner(
+    kube: Kube, written: Written, seen: Seen, ready_by_stack: Mapping[str, bool]
+) -> str | None:
     """Write the learner's stack readiness and phase if they changed; the new phase, if any."""
     changes = statuses.learner_changes(seen.status, seen.meta, seen.spec, ready_by_stack)
-    if not changes or not _write_status(kube, seen, changes):
+    if not changes or not _write_status(kube, written, seen, changes):
         return None
     return changes.get("phase")
 
 
-def refresh_cohort(kube: Kube, seen: Seen, members: Iterable[tuple[str, str | None]]) -> None:
+def refresh_cohort(
+    kube: Kube, written: Written, seen: Seen, members: Iterable[tuple[str, str | None]]
+) -> None:
     """Write the cohort's learner counts and Ready condition if they changed."""
     members = list(members)
     metrics.observe_cohort(
         seen.name, wanted=len(seen.spec.get("learners") or []), phases=[phase for _, phase in members]
     )
     if changes := statuses.cohort_changes(seen.status, seen.meta, seen.spec, members):
-        _write_status(kube, seen, changes)
+        _write_status(kube, written, seen, changes)

@@ -1,7 +1,9 @@
 """Status of Learners and Cohorts: what to write, computed from what is known.
 
 Pure functions returning only the fields that differ from the status given: unchanged
-status is never re-written, so an idle controller makes no API writes.
+status is never re-written, so an idle controller makes no API writes. Each field has
+one writer: the reconcile owns what was applied (appliedHash, appliedStacks, namespace,
+observedGeneration), the status refresh owns stacks, phase, conditions and counts.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ def applied_changes(body: Mapping[str, Any], applied: LearnerApplied | None) -> 
     changes: dict[str, Any] = {}
     if applied is not None:
         changes["appliedHash"] = applied.digest
-        known = status.get("stacks") or {}
-        # Stacks not seen yet count as not ready: a learner is never Ready on an empty set.
-        if missing := {c: False for c in applied.stacks if c not in known}:
-            changes["stacks"] = missing
+        if status.get("appliedStacks") != list(applied.stacks):
+            changes["appliedStacks"] = list(applied.stacks)
     if status.get("namespace") != name:
         changes["namespace"] = name
     if status.get("observedGeneration") != generation:
@@ -37,9 +37,14 @@ def learner_changes(
     spec: Mapping[str, Any],
     ready_by_stack: Mapping[str, bool],
 ) -> dict[str, Any]:
-    """Phase and stack readiness from the applied state and the live stack Deployments."""
+    """Phase and stack readiness from the applied state and the live stack Deployments.
+
+    Every applied stack counts, ready or not yet seen: a learner is never Ready because
+    its Deployments have not been observed yet.
+    """
     known = dict(status.get("stacks") or {})
-    stacks = {c: bool(ready_by_stack.get(c, False)) for c in set(known) | set(ready_by_stack)}
+    wanted = set(status.get("appliedStacks") or []) | set(ready_by_stack)
+    stacks = {c: bool(ready_by_stack.get(c, False)) for c in wanted}
     generation = meta.get("generation")
     applied = bool(status.get("appliedHash")) and status.get("observedGeneration") == generation
     phase = learner_phase(applied=applied, stacks=stacks, suspended=bool(spec.get("suspended")))

@@ -24,7 +24,7 @@ from labctl.kube import Kube, KubeError
 STORAGE_CLASS = "labctl-sim"
 PROVISIONER = "labctl.dev/sim"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
-RESYNC_S = 10
+RESYNC_S = 60  # a re-list of every claim and volume: cheap, but not free at 1000s of them
 
 log = logging.getLogger("labctl.sim.provisioner")
 
@@ -57,6 +57,11 @@ def wants_volume(claim: dict[str, Any]) -> bool:
     )
 
 
+def volume_name(claim_uid: str) -> str:
+    # Named after the claim's uid, as real provisioners do: one claim, one volume, ever.
+    return f"pvc-{claim_uid}"
+
+
 def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
     """The PersistentVolume a provisioner makes for ``claim``: its size, modes, pre-bound to it."""
     meta, spec = claim["metadata"], claim["spec"]
@@ -64,8 +69,7 @@ def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {
-            # Named after the claim's uid, as real provisioners do: one claim, one volume, ever.
-            "name": f"pvc-{meta['uid']}",
+            "name": volume_name(meta["uid"]),
             "annotations": {PROVISIONED_BY: PROVISIONER},
             "labels": {"app.kubernetes.io/managed-by": "labctl"},
         },
@@ -76,7 +80,7 @@ def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": STORAGE_CLASS,
             # Never mounted: kwok's pods do not run. A real path keeps the object well-formed.
-            "hostPath": {"path": f"/var/lib/labctl-sim/volumes/pvc-{meta['uid']}"},
+            "hostPath": {"path": f"/var/lib/labctl-sim/volumes/{volume_name(meta['uid'])}"},
             "claimRef": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
@@ -104,17 +108,34 @@ class Provisioner:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
         self.stopping = False
+        # Claims (by uid) given a volume: a claim changes a few times before it binds, and
+        # each create of an existing volume would be a refused write the API server pays for.
+        self.provisioned: set[str] = set()
 
     def provision(self, claim: dict[str, Any]) -> None:
-        if not wants_volume(claim):
+        uid = claim["metadata"]["uid"]
+        if uid in self.provisioned or not wants_volume(claim):
             return
         volume = volume_for(claim)
         try:
             self.kube.create(volume)
             log.info("provisioned %s for %s/%s", volume["metadata"]["name"], *_where(claim))
         except KubeError as exc:
-            if exc.status != 409:  # 409: made on an earlier pass; the PV controller binds it
+            if exc.status != 409:  # 409: made on an earlier run; the PV controller binds it
                 raise
+        self.provisioned.add(uid)
+
+    def reclaim(self, claim: dict[str, Any]) -> None:
+        """The claim is gone: its volume goes too (reclaim policy Delete), without waiting
+        for the next sweep."""
+        uid = claim["metadata"]["uid"]
+        self.provisioned.discard(uid)
+        name = volume_name(uid)
+        volume = self.kube.get("v1", "PersistentVolume", name)
+        annotations = (volume or {}).get("metadata", {}).get("annotations") or {}
+        ours = annotations.get(PROVISIONED_BY) == PROVISIONER
+        if ours and self.kube.delete("v1", "PersistentVolume", name):
+            log.info("deleted volume %s of deleted claim %s/%s", name, *_where(claim))
 
     def sweep(self) -> None:
         for volume in self.kube.list("v1", "PersistentVolume"):
@@ -132,6 +153,8 @@ class Provisioner:
                         break
                     if kind in ("ADDED", "MODIFIED"):
                         self.provision(claim)
+                    elif kind == "DELETED":
+                        self.reclaim(claim)
             except KubeError as exc:
                 log.warning("%s; retrying", exc)
                 time.sleep(1)

@@ -6,18 +6,30 @@ from labctl.controller.reconcile import LearnerApplied
 from labctl.controller.statuses import applied_changes, cohort_changes, learner_changes
 
 META = {"generation": 2}
-APPLIED = {"appliedHash": "abc", "observedGeneration": 2, "stacks": {"mlflow": False, "prometheus": False}}
+APPLIED = {
+    "appliedHash": "abc",
+    "appliedStacks": ["mlflow", "prometheus"],
+    "observedGeneration": 2,
+    "stacks": {"mlflow": False, "prometheus": False},
+}
 
 
-def test_applied_seeds_unknown_stacks_as_not_ready() -> None:
+def test_applied_records_what_was_rendered() -> None:
     body = {"metadata": {"name": "ada", "generation": 2}, "status": {"stacks": {"mlflow": True}}}
     changes = applied_changes(body, LearnerApplied("abc", ("mlflow", "prometheus"), 24))
     assert changes == {
         "appliedHash": "abc",
-        "stacks": {"prometheus": False},
+        "appliedStacks": ["mlflow", "prometheus"],
         "namespace": "ada",
         "observedGeneration": 2,
     }
+    assert applied_changes({**body, "status": {**body["status"], **changes}}, None) == {}
+
+
+def test_applied_stacks_not_seen_yet_are_not_ready() -> None:
+    changes = learner_changes({**APPLIED, "stacks": {}}, META, {}, {})
+    assert changes["stacks"] == {"mlflow": False, "prometheus": False}
+    assert changes["phase"] == "Provisioning"
 
 
 def test_learner_ready_only_when_applied_and_every_stack_ready() -> None:
@@ -38,7 +50,8 @@ def test_learner_not_ready_until_this_generation_is_applied() -> None:
 
 def test_learner_without_stacks_is_ready_once_applied() -> None:
     # Stack settings may render no stacks at all (stacks disabled): the namespace is the lab.
-    assert learner_changes({"appliedHash": "abc", "observedGeneration": 2}, META, {}, {})["phase"] == "Ready"
+    no_stacks = {"appliedHash": "abc", "appliedStacks": [], "observedGeneration": 2}
+    assert learner_changes(no_stacks, META, {}, {})["phase"] == "Ready"
 
 
 def test_unchanged_learner_status_is_not_rewritten() -> None:
@@ -59,3 +72,20 @@ def test_cohort_counts_and_condition() -> None:
     assert done["ready"] == 2 and done["conditions"][0]["status"] == "True"
     settled = {**changes, **done}
     assert cohort_changes(settled, META, spec, [("a", "Ready"), ("b", "Ready")]) == {}
+
+
+def test_written_skips_only_what_this_process_wrote_last() -> None:
+    from labctl.controller.refresh import Seen, Written
+
+    seen = Seen.of({"kind": "Learner", "metadata": {"name": "ada", "uid": "u1"}, "status": {}})
+    written = Written()
+    first = learner_changes(APPLIED, META, {}, {"mlflow": True, "prometheus": True})
+    assert not written.already(seen, first)
+    written.record(seen, first)
+    # The same result computed again a second later (a new condition timestamp) is not new.
+    again = learner_changes(APPLIED, META, {}, {"mlflow": True, "prometheus": True})
+    again["conditions"][0]["lastTransitionTime"] = "2099-01-01T00:00:00Z"
+    assert written.already(seen, again)
+    assert not written.already(seen, learner_changes(APPLIED, META, {}, {"mlflow": True}))
+    recreated = Seen.of({"kind": "Learner", "metadata": {"name": "ada", "uid": "u2"}, "status": {}})
+    assert not written.already(recreated, again)
