@@ -67,11 +67,20 @@ def _comparable(value: Any) -> Any:
 
 
 class Written:
-    """The status fields this process last wrote, per object: the fields it alone owns."""
+    """The status fields this process last wrote, per object: the fields it alone owns.
+
+    A write is checked, made and recorded under the object's own lock: two events of one
+    learner handled at the same moment write a value once.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_object: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+
+    def lock(self, seen: Seen) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(seen.key, threading.Lock())
 
     def already(self, seen: Seen, changes: Mapping[str, Any]) -> bool:
         """True when every change is what this process last wrote for that field."""
@@ -86,20 +95,23 @@ class Written:
     def forget(self, seen: Seen) -> None:
         with self._lock:
             self._by_object.pop(seen.key, None)
+            self._locks.pop(seen.key, None)
 
 
 def _write_status(kube: Kube, written: Written, seen: Seen, changes: dict[str, Any]) -> bool:
-    if written.already(seen, changes):  # our own write, not back yet: nothing new
-        return False
-    try:
-        kube.patch(API_VERSION, seen.kind, seen.name, {"status": changes}, subresource="status")
-    except KubeError as exc:
-        if exc.status == 404:  # deleted meanwhile: nothing to report on
-            written.forget(seen)
+    with written.lock(seen):
+        if written.already(seen, changes):  # our own write, not back yet: nothing new
             return False
-        raise
-    written.record(seen, changes)
-    return True
+        log.debug("status of %s %s: %s", seen.kind, seen.name, changes)
+        try:
+            kube.patch(API_VERSION, seen.kind, seen.name, {"status": changes}, subresource="status")
+        except KubeError as exc:
+            if exc.status == 404:  # deleted meanwhile: nothing to report on
+                written.forget(seen)
+                return False
+            raise
+        written.record(seen, changes)
+        return True
 
 
 def refresh_learner(

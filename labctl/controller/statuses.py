@@ -43,10 +43,11 @@ def learner_changes(
     its Deployments have not been observed yet.
     """
     known = dict(status.get("stacks") or {})
-    wanted = set(status.get("appliedStacks") or []) | set(ready_by_stack)
-    stacks = {c: bool(ready_by_stack.get(c, False)) for c in wanted}
     generation = meta.get("generation")
     applied = bool(status.get("appliedHash")) and status.get("observedGeneration") == generation
+    # Until the apply is recorded the stacks are still arriving one by one: wait for all.
+    wanted = set(status.get("appliedStacks") or []) | set(ready_by_stack) if applied else set(known)
+    stacks = {c: bool(ready_by_stack.get(c, False)) for c in wanted}
     phase = learner_phase(applied=applied, stacks=stacks, suspended=bool(spec.get("suspended")))
     changes: dict[str, Any] = {}
     if stacks != known:
