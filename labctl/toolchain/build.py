@@ -86,7 +86,7 @@ def render_tools_gomod(
 def ldflags(group: Group) -> str:
     """Linker flags, including the version stamps that ``--version`` prints."""
     flags = ["-s", "-w"]
-    if group is KUBERNETES:
+    if group.module == KUBERNETES.module:  # the control plane and the node agents alike
         major, minor, _ = group.version.removeprefix("v").split(".")
         stamps = {
             "gitVersion": group.version,
@@ -114,7 +114,8 @@ def prepare_module(group: Group) -> Path:
     src = cache_root() / "src" / group.key
     src.mkdir(parents=True, exist_ok=True)
     upstream = upstream_gomod(group, src)
-    replaces = staging_replaces(upstream, versions.KUBERNETES_STAGING) if group is KUBERNETES else []
+    is_kubernetes = group.module == KUBERNETES.module
+    replaces = staging_replaces(upstream, versions.KUBERNETES_STAGING) if is_kubernetes else []
     godebug = [f"{d['Key']}={d['Value']}" for d in upstream.get("Godebug") or []]
     go_version = upstream.get("Go") or GO_VERSION_FALLBACK
     text = render_tools_gomod(group, go_version=go_version, godebug=godebug, replaces=replaces)
@@ -168,12 +169,17 @@ def build_group(group: Group) -> float:
     return time.monotonic() - started
 
 
-def build(*, force: bool = False, report: Callable[[str], None] = print) -> dict[str, float]:
-    """Build every group with a missing binary (or all, with ``force``); returns wall times."""
+def build(
+    *,
+    force: bool = False,
+    report: Callable[[str], None] = print,
+    groups: tuple[Group, ...] = GROUPS,
+) -> dict[str, float]:
+    """Build every group of ``groups`` with a missing binary (or all, with ``force``); returns wall times."""
     if shutil.which("go") is None:
         raise BuildError("the Go toolchain is required to build Kubernetes binaries: `go` is not on PATH")
     times: dict[str, float] = {}
-    for group in GROUPS:
+    for group in groups:
         todo = list(group.binaries) if force else missing((group,))
         if not todo:
             report(f"{group.key}: cached in {bin_dir(group)}")

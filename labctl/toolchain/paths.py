@@ -60,6 +60,27 @@ VERSITYGW = Group(
 
 GROUPS: tuple[Group, ...] = (ETCD, KWOK, KUBERNETES, VERSITYGW)
 
+# A real node (``labctl sim up --real-node``): the node agents, from the same module and
+# version as the control plane, and cluster DNS. Not in GROUPS: a kwok-only sim needs none
+# of them, so `labctl toolchain build` does not pay their build time.
+KUBERNETES_NODE = Group(
+    name="kubernetes-node",
+    module="k8s.io/kubernetes",
+    version=versions.KUBERNETES,
+    binaries={
+        "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+        "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+    },
+)
+COREDNS = Group(
+    name="coredns",
+    module="github.com/coredns/coredns",
+    version=versions.COREDNS,
+    binaries={"coredns": "github.com/coredns/coredns"},
+)
+NODE_GROUPS: tuple[Group, ...] = (KUBERNETES_NODE, COREDNS)
+ALL_GROUPS: tuple[Group, ...] = GROUPS + NODE_GROUPS
+
 
 def cache_root() -> Path:
     """The labctl cache: ``$LABCTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/labctl``, else ``~/.cache/labctl``."""
@@ -75,7 +96,7 @@ def bin_dir(group: Group) -> Path:
 
 def binary(name: str) -> Path:
     """The cached path of one binary, whether or not it is built yet."""
-    for group in GROUPS:
+    for group in ALL_GROUPS:
         if name in group.binaries:
             return bin_dir(group) / name
     raise KeyError(f"unknown toolchain binary {name!r}")

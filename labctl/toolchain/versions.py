@@ -9,3 +9,5 @@ ETCD = "v3.6.14"
 KWOK = "v0.8.0"
 # The S3 gateway the learner stacks use; tests run the graders against it (posix backend).
 VERSITYGW = "v1.8.0"
+# DNS for pods on a real node (labctl sim up --real-node); built only when asked for.
+COREDNS = "v1.14.7"

@@ -1,0 +1,1 @@
+"""Container images labctl builds itself: static programs packed as OCI archives, no registry."""
