@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup toolchain debs test unit cluster-tests demo lint bench clean help
+.PHONY: setup toolchain debs test unit cluster-tests demo lint bench clean help e2e
 
 help:
 	@echo "make demo   - start the simulated cluster and run the GPU-scheduling scenario"
@@ -17,6 +17,7 @@ help:
 	@echo "make setup  - create .venv/ and build the Kubernetes toolchain"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - benchmarks, printed beside their baselines"
+	@echo "make e2e    - a sim with a real kubelet node running real pods (root; installs containerd & co.)"
 
 $(STAMP): pyproject.toml
 	@command -v go >/dev/null || { echo "Go is required (go1.26): install it and retry" >&2; exit 2; }
@@ -52,6 +53,14 @@ bench: setup
 	$(BIN)/python bench/sim_up.py
 	$(BIN)/python bench/grading.py
 	$(BIN)/python bench/provision.py
+
+# tests/e2e: a real kubelet node joins a sim and runs real pods. Needs root; the Debian packages
+# are installed only when missing. Builds kubelet, kube-proxy and the pause image first.
+E2E_DEBS := containerd runc containernetworking-plugins iptables iproute2
+e2e: setup
+	hack/install-debian-deps $(E2E_DEBS)
+	$(BIN)/python -m labctl.realnode build
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -32,14 +32,23 @@ def sim() -> None:
     show_default=True,
     help="nvidia.com/gpu capacity of each GPU node.",
 )
-def up_cmd(name: str, cpu_nodes: int, gpu_nodes: int, gpus_per_node: int) -> None:
+@click.option(
+    "--real-node",
+    is_flag=True,
+    help="Also join a real kubelet node (NAME-node) on this machine, so real pods run here "
+    "(root; containerd, runc and CNI plugins installed). `down` removes it too.",
+)
+def up_cmd(name: str, cpu_nodes: int, gpu_nodes: int, gpus_per_node: int, real_node: bool) -> None:
     """Start (or keep) a simulated cluster and print its kubeconfig path."""
     spec = SimSpec(name=name, cpu_nodes=cpu_nodes, gpu_nodes=gpu_nodes, gpus_per_node=gpus_per_node)
     started = time.monotonic()
     with err_console.status(f"sim {name}: starting") as status:
-        result = lifecycle.up(spec, report=lambda msg: status.update(f"sim {name}: {msg}"))
+        result = lifecycle.up(
+            spec, real_node=real_node, report=lambda msg: status.update(f"sim {name}: {msg}")
+        )
+    extra = f" + real node {name}-node" if real_node else ""
     err_console.print(
-        f"sim {name}: {result.action} — {spec.describe()}, ready in {time.monotonic() - started:.1f}s"
+        f"sim {name}: {result.action} — {spec.describe()}{extra}, ready in {time.monotonic() - started:.1f}s"
     )
     click.echo(result.cluster.kubeconfig)
 

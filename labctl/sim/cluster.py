@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabctlError, MissingBinariesError, UsageError
+from labctl.sim.nodes import KWOK_ANNOTATION
 from labctl.sim.spec import SimSpec
 from labctl.toolchain import paths
 
@@ -32,6 +33,7 @@ PROVISIONER = "labctl-sim-provisioner"
 SERVICE_CIDR = "10.96.0.0/12"  # its pid file sits with kwokctl's: `down` ends it too
 CREATE_TIMEOUT_S = 120
 STAGES_DIR = Path(__file__).parent / "stages"
+KWOK_NODE_SELECTOR = ",".join(f"{key}={value}" for key, value in KWOK_ANNOTATION.items())
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,16 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
                     # stack Services each fills it. A real cluster's range is this size.
                     {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
                 ],
-            }
+            },
+            {
+                "name": "kwok-controller",
+                # kwokctl's binary runtime passes --manage-all-nodes=true: kwok would also fake the
+                # pods of a real kubelet node. Only take the nodes labctl renders (annotated).
+                "extraArgs": [
+                    {"key": "manage-all-nodes", "value": "false", "override": True},
+                    {"key": "manage-nodes-with-annotation-selector", "value": KWOK_NODE_SELECTOR},
+                ],
+            },
         ],
     }
 
@@ -292,6 +303,10 @@ def destroy(name: str, binaries: dict[str, Path] | None = None) -> bool:
     directory = cluster_dir(name)
     if not directory.exists():
         return False
+    from labctl.realnode import node as realnode  # lazy: it pulls in the Kubernetes client
+
+    if realnode.exists(directory):
+        realnode.teardown(name, directory)  # before the API server goes: its pods first
     pids = _pids(directory)
     kwokctl_bin = paths.binary("kwokctl")
     if binaries or kwokctl_bin.exists():

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from labctl.kube import Kube, condition_true
+from labctl.realnode import node as realnode
 from labctl.sim import cluster as sim
 from labctl.sim.nodes import SIM_LABEL, render_nodes
 from labctl.sim.provisioner import storage_class
@@ -79,12 +80,19 @@ def wait_ready(kube: Kube, spec: SimSpec) -> None:
     )
 
 
-def up(spec: SimSpec, *, report: Callable[[str], None] = lambda _msg: None) -> UpResult:
-    """Create, restart or keep the cluster ``spec`` names; make its nodes match the spec."""
+def up(
+    spec: SimSpec, *, real_node: bool = False, report: Callable[[str], None] = lambda _msg: None
+) -> UpResult:
+    """Create, restart or keep the cluster ``spec`` names; make its nodes match the spec.
+
+    With ``real_node``, also run a real kubelet node on this machine (see labctl.realnode).
+    """
     existing = sim.find(spec.name)
     if existing is not None:
         sim.check_compatible(existing, spec)  # validate before starting anything
     binaries = sim.require_binaries()
+    if real_node:
+        realnode.preflight(spec.name, sim.cluster_dir(spec.name))  # before starting anything, too
     if existing is None:
         report(
             f"starting control plane for {spec.name!r} (etcd, kube-apiserver, controller-manager, "
@@ -105,6 +113,10 @@ def up(spec: SimSpec, *, report: Callable[[str], None] = lambda _msg: None) -> U
     if sim.ensure_provisioner(cluster) and action == "unchanged":
         changes += 1
     wait_ready(kube, spec)
+    if real_node:
+        changes += realnode.ensure(spec.name, cluster.directory, kube, report=report)
+        report(f"waiting for the real node {spec.name}-node to be Ready")
+        realnode.wait_ready(kube, spec.name, cluster.directory)
     if action == "unchanged" and changes:
         action = "configured"
     return UpResult(cluster, action, changes)
