@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabctlError, MissingBinariesError, UsageError
+from labctl.sim import ports
 from labctl.sim.nodes import KWOK_ANNOTATION
 from labctl.sim.spec import SimSpec
 from labctl.toolchain import paths
@@ -166,6 +167,7 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
             # Every default below would be a download: always pass local binaries.
             "kwokControllerBinary": str(binaries["kwok"]),
             "kubectlBinary": str(binaries["kubectl"]),
+            **ports.choose(),  # not kwokctl's scan from 32766: clusters made at once would collide
         },
         "componentsPatches": [
             {
@@ -262,9 +264,20 @@ def start(cluster: SimCluster, binaries: dict[str, Path]) -> SimCluster:
     """Restart a cluster whose processes are gone (after a reboot), keeping its data."""
     # kwokctl skips a component whose pid file names a live pid; a dead or zombie process
     # (or a reused pid after a reboot) must not count, so drop those files first.
+    running = []
     for component, pid in _pids(cluster.directory).items():
-        if not _alive(pid):
+        if _alive(pid):
+            running.append(component)
+        else:
             (cluster.directory / "pids" / f"{component}.pid").unlink(missing_ok=True)
+    # A port of ours now held by another process (say, a newer cluster's etcd): starting would
+    # wire our components to it. Refuse, and say how to get a working cluster back.
+    if busy := ports.taken(ports.saved(cluster.directory), running):
+        held = ", ".join(f"{port} ({key})" for key, port in busy.items())
+        raise LabctlError(
+            f"cannot restart sim {cluster.spec.name!r}: its port(s) {held} are now used by another "
+            f"process. Recreate it: labctl sim down {cluster.spec.name} && labctl sim up {cluster.spec.name}"
+        )
     kwokctl(["start", "cluster", "--name", cluster.spec.name, "--wait", "60s"], binaries=binaries)
     restarted = find(cluster.spec.name)
     assert restarted is not None
