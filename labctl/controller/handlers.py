@@ -16,7 +16,7 @@ import kopf
 from labctl.api.v1alpha1 import VERSION
 from labctl.controller import metrics, reconcile, statuses
 from labctl.controller.memo import Memo
-from labctl.controller.refresh import Seen, refresh_cohort, refresh_learner
+from labctl.controller.refresh import Seen
 from labctl.names import GROUP, MANAGED_BY
 
 STACK_LABEL = reconcile.STACK_LABEL
@@ -84,20 +84,20 @@ def cohort_deleted(name: str, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "cohorts")
-def cohort_seen(
+async def cohort_seen(
     body: kopf.Body, type: str | None, memo: Memo, learners_by_cohort: kopf.Index, **_: Any
 ) -> None:
     seen = Seen.of(body)
     if type == "DELETED":
-        memo.written.forget(seen)
+        memo.status.written.forget(seen)
     else:
-        refresh_cohort(memo.kube, memo.written, seen, learners_by_cohort.get(seen.name, []))
+        await memo.status.cohort(seen, learners_by_cohort.get(seen.name, []))
 
 
 @kopf.on.resume(GROUP, VERSION, "learners", backoff=RETRY_S)
 @kopf.on.create(GROUP, VERSION, "learners", backoff=RETRY_S)
 @kopf.on.update(GROUP, VERSION, "learners", field="spec", backoff=RETRY_S)
-def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, **_: Any) -> None:
+def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     with metrics.measured("learner"):
         applied = reconcile.reconcile_learner(
             memo.kube, dict(body), key=memo.key, stack_settings=memo.stack_settings
@@ -107,10 +107,16 @@ def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, **_: Any) ->
         metrics.OBJECTS_APPLIED.labels("learner").inc(applied.objects)
     if applied:
         kopf.info(body, reason="Provisioned", message=f"namespace {body.meta['name']} applied")
+        logger.info(
+            f"applied {applied.objects} objects in {applied.seconds:.1f}s "
+            f"(of which {applied.quota_wait_s:.1f}s waiting for the quota's usage)"
+        )
 
 
+# Status handlers are async: they compute in the event loop and write from their own pool, never
+# waiting for a handler thread that a reconcile holds.
 @kopf.on.event(GROUP, VERSION, "learners")
-def learner_seen(
+async def learner_seen(
     body: kopf.Body,
     type: str | None,
     memo: Memo,
@@ -121,23 +127,23 @@ def learner_seen(
 ) -> None:
     seen = Seen.of(body)
     if type == "DELETED":
-        memo.written.forget(seen)
+        memo.status.written.forget(seen)
     else:
-        _refresh_learner(memo, seen, stacks_by_namespace)
+        await _refresh_learner(memo, seen, stacks_by_namespace)
     for cohort in cohorts_by_name.get(seen.spec.get("cohort", ""), []):
-        refresh_cohort(memo.kube, memo.written, cohort, learners_by_cohort.get(cohort.name, []))
+        await memo.status.cohort(cohort, learners_by_cohort.get(cohort.name, []))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
-def stack_seen(
+async def stack_seen(
     namespace: str, memo: Memo, learners_by_name: kopf.Index, stacks_by_namespace: kopf.Index, **_: Any
 ) -> None:
     for seen in learners_by_name.get(namespace, []):
-        _refresh_learner(memo, seen, stacks_by_namespace)
+        await _refresh_learner(memo, seen, stacks_by_namespace)
 
 
-def _refresh_learner(memo: Memo, seen: Seen, stacks_by_namespace: kopf.Index) -> None:
-    phase = refresh_learner(memo.kube, memo.written, seen, dict(stacks_by_namespace.get(seen.name, [])))
+async def _refresh_learner(memo: Memo, seen: Seen, stacks_by_namespace: kopf.Index) -> None:
+    phase = await memo.status.learner(seen, dict(stacks_by_namespace.get(seen.name, [])))
     # An Event per phase change: `kubectl describe learner` tells the story.
     if phase in ("Ready", "Suspended"):
         kopf.info(seen.ref(), reason=phase, message=f"learner {seen.name} is {phase}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import kopf
 
-from labctl.controller.refresh import Written
+from labctl.controller.refresh import StatusWriter
 from labctl.kube import Kube
 from labctl.provision.stacks import StackSettings
 
@@ -16,7 +16,10 @@ class Memo:
     kube: Kube
     key: bytes
     stack_settings: StackSettings | None = None
-    written: Written = field(default_factory=Written)  # status this process wrote last
+    status: StatusWriter = field(init=False)  # status writes, apart from reconciles
+
+    def __post_init__(self) -> None:
+        self.status = StatusWriter(self.kube)
 
     def connection_info(self) -> kopf.ConnectionInfo:
         """kopf's own connection, from the same kubeconfig/context labctl was given."""

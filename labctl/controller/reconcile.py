@@ -61,6 +61,8 @@ class LearnerApplied:
     digest: str
     stacks: tuple[str, ...]  # the stack components rendered, whose readiness decides "Ready"
     objects: int = 0
+    seconds: float = 0.0  # the whole apply
+    quota_wait_s: float = 0.0  # of which waiting for the new quota's usage
 
 
 def reconcile_learner(
@@ -80,8 +82,9 @@ def reconcile_learner(
     status = learner.get("status") or {}
     if status.get("appliedHash") == digest:
         return None
+    started = time.monotonic()
     kube.apply(objects[0], detect_changes=False)  # the namespace, before what lives in it
-    _apply_under_new_quota(kube, objects[1:], workers=workers)
+    quota_wait_s = _apply_under_new_quota(kube, objects[1:], workers=workers)
     stacks = sorted(
         {
             o["metadata"]["labels"][STACK_LABEL]
@@ -89,13 +92,13 @@ def reconcile_learner(
             if o["kind"] == "Deployment" and STACK_LABEL in o["metadata"].get("labels", {})
         }
     )
-    return LearnerApplied(digest, tuple(stacks), len(objects))
+    return LearnerApplied(digest, tuple(stacks), len(objects), time.monotonic() - started, quota_wait_s)
 
 
 QUOTA_SETTLE_S = 30.0
 
 
-def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers: int) -> None:
+def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers: int) -> float:
     """Apply the quota first and wait (cheap GETs) until the quota controller has computed its
     usage: until then admission refuses everything the quota counts ("status unknown for
     quota"). Then apply the rest in one go. Retrying the whole apply instead would hammer the
@@ -103,7 +106,8 @@ def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers
     quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
     rest = [o for o in objects if o["kind"] != "ResourceQuota"]
     kube.apply_all(quotas, workers=workers)
-    deadline = time.monotonic() + QUOTA_SETTLE_S
+    started = time.monotonic()
+    deadline = started + QUOTA_SETTLE_S
     for quota in quotas:
         meta, hard = quota["metadata"], quota["spec"]["hard"]
         kube.wait_for(
@@ -112,10 +116,11 @@ def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers
             what=f"quota {meta['namespace']}/{meta['name']} to compute usage",
             interval=0.2,
         )
+    waited = time.monotonic() - started
     while True:
         try:
             kube.apply_all(rest, workers=workers)
-            return
+            return waited
         except KubeError as exc:  # a quota re-synced under us: brief, so retry briefly
             if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:
                 raise

@@ -10,9 +10,11 @@ status changes several times on its way to ready) do not write the same value ag
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,23 +116,32 @@ def _write_status(kube: Kube, written: Written, seen: Seen, changes: dict[str, A
         return True
 
 
-def refresh_learner(
-    kube: Kube, written: Written, seen: Seen, ready_by_stack: Mapping[str, bool]
-) -> str | None:
-    """Write the learner's stack readiness and phase if they changed; the new phase, if any."""
-    changes = statuses.learner_changes(seen.status, seen.meta, seen.spec, ready_by_stack)
-    if not changes or not _write_status(kube, written, seen, changes):
-        return None
-    return changes.get("phase")
+class StatusWriter:
+    """Computes status in the event loop and writes it from a small pool of its own.
 
+    Reconciles hold kopf's handler threads for seconds (quota settling, dozens of applies);
+    status writes queued behind them made a learner Ready a minute after its stacks were.
+    """
 
-def refresh_cohort(
-    kube: Kube, written: Written, seen: Seen, members: Iterable[tuple[str, str | None]]
-) -> None:
-    """Write the cohort's learner counts and Ready condition if they changed."""
-    members = list(members)
-    metrics.observe_cohort(
-        seen.name, wanted=len(seen.spec.get("learners") or []), phases=[phase for _, phase in members]
-    )
-    if changes := statuses.cohort_changes(seen.status, seen.meta, seen.spec, members):
-        _write_status(kube, written, seen, changes)
+    def __init__(self, kube: Kube, *, workers: int = 8) -> None:
+        self.kube = kube
+        self.written = Written()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="status")
+
+    async def _write(self, seen: Seen, changes: dict[str, Any]) -> bool:
+        if not changes or self.written.already(seen, changes):  # cheap, and most events end here
+            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, _write_status, self.kube, self.written, seen, changes)
+
+    async def learner(self, seen: Seen, ready_by_stack: Mapping[str, bool]) -> str | None:
+        """Write the learner's stack readiness and phase if they changed; the new phase, if any."""
+        changes = statuses.learner_changes(seen.status, seen.meta, seen.spec, ready_by_stack)
+        return changes.get("phase") if await self._write(seen, changes) else None
+
+    async def cohort(self, seen: Seen, members: Iterable[tuple[str, str | None]]) -> None:
+        """Write the cohort's learner counts and Ready condition if they changed."""
+        members = list(members)
+        wanted = len(seen.spec.get("learners") or [])
+        metrics.observe_cohort(seen.name, wanted=wanted, phases=[phase for _, phase in members])
+        await self._write(seen, statuses.cohort_changes(seen.status, seen.meta, seen.spec, members))
