@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -173,8 +174,12 @@ def main() -> None:
         print(f"controller peak RSS: {sampler.peak_kib / 1024:.0f} MiB (target <= 250 MB)")
     finally:
         if controller is not None:
-            os.killpg(controller.pid, 15)
-            controller.wait()
+            os.killpg(controller.pid, signal.SIGTERM)
+            try:  # kopf lets running handlers finish; a busy one can take long: do not wait forever
+                controller.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(controller.pid, signal.SIGKILL)
+                controller.wait()
         subprocess.run([*LABCTL, "sim", "down", "bench"], env=env, check=False, capture_output=True)
 
 

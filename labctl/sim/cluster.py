@@ -34,6 +34,7 @@ PROVISIONER = "labctl-sim-provisioner"
 SERVICE_CIDR = "10.96.0.0/12"  # its pid file sits with kwokctl's: `down` ends it too
 CREATE_TIMEOUT_S = 120
 STAGES_DIR = Path(__file__).parent / "stages"
+KCM_SYNCED = ("deployment", "replicaset", "resource-quota", "endpoint", "service-endpoint")
 KWOK_NODE_SELECTOR = ",".join(f"{key}={value}" for key, value in KWOK_ANNOTATION.items())
 
 
@@ -178,6 +179,18 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
                     # The default /24 holds 254 Services: a cohort of ~60 learners with four
                     # stack Services each fills it. A real cluster's range is this size.
                     {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
+                ],
+            },
+            {
+                "name": "kube-controller-manager",
+                # Large-cluster client limits, as clusters hosting hundreds of learners run with.
+                # Kubernetes' defaults (20 requests/s, 5 workers per controller) are sized for
+                # small clusters: with them the deployment and replica-set controllers alone need
+                # ~10 minutes to start the 2000 pods of a 500-learner cohort, whoever created it.
+                "extraArgs": [
+                    {"key": "kube-api-qps", "value": "200"},
+                    {"key": "kube-api-burst", "value": "400"},
+                    *({"key": f"concurrent-{kind}-syncs", "value": "20"} for kind in KCM_SYNCED),
                 ],
             },
             {
