@@ -107,8 +107,10 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     state = tempfile.mkdtemp(prefix="labctl-bench-")
     env = {**os.environ, "LABCTL_STATE_DIR": state}
-    # Every learner runs 4 stack pods: give the pretend nodes room for 500 learners.
-    nodes = max(3, max(sizes) * 4 // 100 + 2)
+    # Every learner runs 4 stack pods, and every learner of the run stays (labctl's, the
+    # kubectl sample's and raw's): give the pretend nodes (110 pods each) room for all of them.
+    learners = sum(n + min(n, args.kubectl_sample) + n for n in sizes)
+    nodes = max(3, learners * 4 // 100 + 2)
     kubeconfig = subprocess.run(
         [*LABCTL, "sim", "up", "bench", "--cpu-nodes", str(nodes), "--gpu-nodes", "0"],
         env=env,

@@ -117,31 +117,47 @@ def _write_status(kube: Kube, written: Written, seen: Seen, changes: dict[str, A
 
 
 class StatusWriter:
-    """Computes status in the event loop and writes it from a small pool of its own.
+    """Computes status in the event loop and writes it from pools of its own.
 
     Reconciles hold kopf's handler threads for seconds (quota settling, dozens of applies);
     status writes queued behind them made a learner Ready a minute after its stacks were.
+    A cohort's status changes with every learner: its writes are coalesced, one in flight
+    per cohort and then the latest value, and have their own pool.
     """
 
-    def __init__(self, kube: Kube, *, workers: int = 8) -> None:
+    def __init__(self, kube: Kube, *, workers: int = 16) -> None:
         self.kube = kube
         self.written = Written()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="status")
+        self.cohort_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cohort-status")
+        self._cohorts_pending: dict[tuple[str, str, str], tuple[Seen, list[tuple[str, str | None]]]] = {}
+        self._cohorts_writing: set[tuple[str, str, str]] = set()
 
-    async def _write(self, seen: Seen, changes: dict[str, Any]) -> bool:
+    async def _write(self, seen: Seen, changes: dict[str, Any], pool: ThreadPoolExecutor) -> bool:
         if not changes or self.written.already(seen, changes):  # cheap, and most events end here
             return False
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, _write_status, self.kube, self.written, seen, changes)
+        return await loop.run_in_executor(pool, _write_status, self.kube, self.written, seen, changes)
 
     async def learner(self, seen: Seen, ready_by_stack: Mapping[str, bool]) -> str | None:
         """Write the learner's stack readiness and phase if they changed; the new phase, if any."""
         changes = statuses.learner_changes(seen.status, seen.meta, seen.spec, ready_by_stack)
-        return changes.get("phase") if await self._write(seen, changes) else None
+        return changes.get("phase") if await self._write(seen, changes, self.pool) else None
 
     async def cohort(self, seen: Seen, members: Iterable[tuple[str, str | None]]) -> None:
         """Write the cohort's learner counts and Ready condition if they changed."""
         members = list(members)
         wanted = len(seen.spec.get("learners") or [])
         metrics.observe_cohort(seen.name, wanted=wanted, phases=[phase for _, phase in members])
-        await self._write(seen, statuses.cohort_changes(seen.status, seen.meta, seen.spec, members))
+        # Only the event loop touches these: no lock needed.
+        self._cohorts_pending[seen.key] = (seen, members)
+        if seen.key in self._cohorts_writing:
+            return  # the write in flight picks up this latest value when it is done
+        self._cohorts_writing.add(seen.key)
+        try:
+            while seen.key in self._cohorts_pending:
+                latest, latest_members = self._cohorts_pending.pop(seen.key)
+                changes = statuses.cohort_changes(latest.status, latest.meta, latest.spec, latest_members)
+                await self._write(latest, changes, self.cohort_pool)
+        finally:
+            self._cohorts_writing.discard(seen.key)
