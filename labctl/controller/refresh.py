@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -116,13 +116,17 @@ def _write_status(kube: Kube, written: Written, seen: Seen, changes: dict[str, A
         return True
 
 
+Pending = Callable[[], tuple[Seen, dict[str, Any]]]
+
+
 class StatusWriter:
     """Computes status in the event loop and writes it from pools of its own.
 
     Reconciles hold kopf's handler threads for seconds (quota settling, dozens of applies);
     status writes queued behind them made a learner Ready a minute after its stacks were.
-    A cohort's status changes with every learner: its writes are coalesced, one in flight
-    per cohort and then the latest value, and have their own pool.
+    Writes are coalesced per object: one in flight, then only the latest value computed
+    meanwhile (a learner's four stacks turning ready in a second are one or two writes; a
+    cohort's count changes with every learner). Cohorts have a pool of their own.
     """
 
     def __init__(self, kube: Kube, *, workers: int = 16) -> None:
@@ -130,8 +134,28 @@ class StatusWriter:
         self.written = Written()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="status")
         self.cohort_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cohort-status")
-        self._cohorts_pending: dict[tuple[str, str, str], tuple[Seen, list[tuple[str, str | None]]]] = {}
-        self._cohorts_writing: set[tuple[str, str, str]] = set()
+        # Only the event loop touches these two: no lock needed.
+        self._pending: dict[tuple[str, str, str], Pending] = {}
+        self._writing: set[tuple[str, str, str]] = set()
+
+    async def _coalesced(
+        self, key: tuple[str, str, str], compute: Pending, pool: ThreadPoolExecutor
+    ) -> list[dict[str, Any]]:
+        """Write what ``compute`` gives now, or leave it to the write in flight for ``key``,
+        which computes again when done. The changes this call wrote, in order."""
+        self._pending[key] = compute
+        if key in self._writing:
+            return []
+        self._writing.add(key)
+        written: list[dict[str, Any]] = []
+        try:
+            while key in self._pending:
+                seen, changes = self._pending.pop(key)()
+                if await self._write(seen, changes, pool):
+                    written.append(changes)
+        finally:
+            self._writing.discard(key)
+        return written
 
     async def _write(self, seen: Seen, changes: dict[str, Any], pool: ThreadPoolExecutor) -> bool:
         if not changes or self.written.already(seen, changes):  # cheap, and most events end here
@@ -141,23 +165,20 @@ class StatusWriter:
 
     async def learner(self, seen: Seen, ready_by_stack: Mapping[str, bool]) -> str | None:
         """Write the learner's stack readiness and phase if they changed; the new phase, if any."""
-        changes = statuses.learner_changes(seen.status, seen.meta, seen.spec, ready_by_stack)
-        return changes.get("phase") if await self._write(seen, changes, self.pool) else None
+
+        def compute() -> tuple[Seen, dict[str, Any]]:
+            return seen, statuses.learner_changes(seen.status, seen.meta, seen.spec, ready_by_stack)
+
+        phases = [c["phase"] for c in await self._coalesced(seen.key, compute, self.pool) if "phase" in c]
+        return phases[-1] if phases else None
 
     async def cohort(self, seen: Seen, members: Iterable[tuple[str, str | None]]) -> None:
         """Write the cohort's learner counts and Ready condition if they changed."""
         members = list(members)
         wanted = len(seen.spec.get("learners") or [])
         metrics.observe_cohort(seen.name, wanted=wanted, phases=[phase for _, phase in members])
-        # Only the event loop touches these: no lock needed.
-        self._cohorts_pending[seen.key] = (seen, members)
-        if seen.key in self._cohorts_writing:
-            return  # the write in flight picks up this latest value when it is done
-        self._cohorts_writing.add(seen.key)
-        try:
-            while seen.key in self._cohorts_pending:
-                latest, latest_members = self._cohorts_pending.pop(seen.key)
-                changes = statuses.cohort_changes(latest.status, latest.meta, latest.spec, latest_members)
-                await self._write(latest, changes, self.cohort_pool)
-        finally:
-            self._cohorts_writing.discard(seen.key)
+
+        def compute() -> tuple[Seen, dict[str, Any]]:
+            return seen, statuses.cohort_changes(seen.status, seen.meta, seen.spec, members)
+
+        await self._coalesced(seen.key, compute, self.cohort_pool)

@@ -89,3 +89,31 @@ def test_written_skips_only_what_this_process_wrote_last() -> None:
     assert not written.already(seen, learner_changes(APPLIED, META, {}, {"mlflow": True}))
     recreated = Seen.of({"kind": "Learner", "metadata": {"name": "ada", "uid": "u2"}, "status": {}})
     assert not written.already(recreated, again)
+
+
+def test_status_writes_coalesce_per_object() -> None:
+    """While one write of an object is in flight, later values wait and only the latest is written."""
+    import asyncio
+    from typing import Any
+
+    from labctl.controller.refresh import Seen, StatusWriter
+
+    seen = Seen.of({"kind": "Cohort", "metadata": {"name": "c", "uid": "u"}, "status": {}})
+    writes: list[int] = []
+
+    class Recording(StatusWriter):
+        async def _write(self, seen: Seen, changes: dict[str, Any], pool: Any) -> bool:
+            writes.append(changes["ready"])
+            await asyncio.sleep(0.01)  # a write in flight
+            return True
+
+    async def burst() -> list[list[dict[str, Any]]]:
+        writer = Recording(kube=None)  # type: ignore[arg-type]  # _write is replaced: no API calls
+        calls = [
+            writer._coalesced(seen.key, lambda n=n: (seen, {"ready": n}), writer.pool) for n in range(1, 6)
+        ]
+        return await asyncio.gather(*calls)
+
+    results = asyncio.run(burst())
+    assert writes == [1, 5]  # the first, then only the latest of those that came meanwhile
+    assert [len(r) for r in results] == [2, 0, 0, 0, 0]  # the caller in flight reports both
