@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.kube import Kube
+from labctl.kube import Kube, KubeError
 from labctl.provision.cohort import render_learners
 from labctl.provision.install import KEY_SECRET
 from labctl.provision.learner import render_learner_objects
@@ -90,12 +90,21 @@ def kubectl_loop(kube_env: dict[str, str], learners: list[dict], key: bytes, wor
     return time.monotonic() - started
 
 
+def create_or_exists(kube: Kube, obj: dict) -> None:
+    try:
+        kube.create(obj)
+    except KubeError as exc:
+        # A create retried after a timeout whose first attempt went through: it exists.
+        if exc.status != 409:
+            raise
+
+
 def raw_creates(kube: Kube, learners: list[dict], key: bytes) -> float:
     batches = [render_plain(lr, key) for lr in learners]
     started = time.monotonic()
     with ThreadPoolExecutor(32) as pool:
-        list(pool.map(lambda objs: kube.create(objs[0]), batches))  # namespaces first
-        list(pool.map(kube.create, [o for objs in batches for o in objs[1:]]))
+        list(pool.map(lambda objs: create_or_exists(kube, objs[0]), batches))  # namespaces first
+        list(pool.map(lambda obj: create_or_exists(kube, obj), [o for objs in batches for o in objs[1:]]))
     return time.monotonic() - started
 
 
@@ -155,6 +164,11 @@ def main() -> None:
                 ]
                 labctl_s = run(*create, env=env)
                 noop_s = run(*create, env=env)
+                print(
+                    f"labctl {n}: {labctl_s:.1f}s to Ready, no-op re-apply {noop_s:.2f}s, "
+                    f"controller peak RSS so far {sampler.peak_kib / 1024:.0f} MiB",
+                    flush=True,
+                )
                 sample = fake_learners(f"k{n}", min(n, args.kubectl_sample), "k")
                 kubectl_s = kubectl_loop(kube_env, sample, key, Path(work)) * n / len(sample)
                 raw_s = raw_creates(kube, fake_learners(f"r{n}", n, "r"), key)
