@@ -10,6 +10,7 @@ from labctl import __version__
 from labctl.cli.check import check
 from labctl.cli.cohort import cohort
 from labctl.cli.grade import grade_cmd, gradebook, grades_cmd
+from labctl.cli.images import images
 from labctl.cli.install import controller, install_cmd, uninstall_cmd
 from labctl.cli.lab import lab
 from labctl.cli.learner import learner
@@ -58,6 +59,7 @@ cli.add_command(lab)
 cli.add_command(grade_cmd)
 cli.add_command(grades_cmd)
 cli.add_command(gradebook)
+cli.add_command(images)
 
 
 def main() -> None:

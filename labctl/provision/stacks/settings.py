@@ -99,6 +99,20 @@ class StackImages(_Settings):
     alertmanager: str = "quay.io/prometheus/alertmanager:v0.28.1"
     config_reloader: str = "quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0"
 
+    @classmethod
+    def local(cls) -> StackImages:
+        """The images ``labctl images build`` makes on this machine (no registry; see labctl.images),
+        for a sim with a real node. The same as ``manifests/stack-settings/local-images.yaml``."""
+        from labctl.images.names import LOCAL_IMAGES
+
+        return cls(
+            mlflow=LOCAL_IMAGES["mlflow"],
+            object_store=LOCAL_IMAGES["object-store"],
+            prometheus=LOCAL_IMAGES["prometheus"],
+            alertmanager=LOCAL_IMAGES["alertmanager"],
+            config_reloader=LOCAL_IMAGES["config-reloader"],
+        )
+
 
 class StackResources(_Settings):
     """Per container. Requests follow measured idle memory, so a node is packed by what is used."""
