@@ -8,9 +8,11 @@ and the kubelet fills the directory in when it appears or changes.
 Reload: the kubelet refreshes mounted ConfigMaps but Prometheus reads rule files only at start
 and on reload. A prometheus-config-reloader sidecar watches the rule and config directories and
 POSTs ``/-/reload`` (``--web.enable-lifecycle``). Chosen over Prometheus's own
-``auto-reload-config`` feature because that needs a recent Prometheus, and the Debian package
-the local images are built from (2.42) ignores unknown feature flags silently: rules would never
-reload. The reloader is one tiny Go process (~10 MB) and works with every Prometheus version.
+``auto-reload-config`` feature because that needs a recent Prometheus, and older ones (Debian's
+2.42, say) ignore unknown feature flags silently: rules would never reload. The reloader is one
+small process (~10 MB; the local image has labctl's own, with the same flags) and works with
+every Prometheus version. The local Prometheus image is 3.5 built from its Go module: Debian's
+2.42 is built without Kubernetes service discovery, which the scrape configuration uses.
 A rule file that does not parse is rejected by the reload and the previous rules stay loaded.
 """
 
