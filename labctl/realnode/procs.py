@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from labctl.errors import LabctlError
-
-
-def alive(pid: int) -> bool:
-    """True for a live, non-zombie process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+from labctl.processes import alive, stop
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -49,22 +39,6 @@ def start(cmd: Sequence[str], *, pid_file: Path, log: Path, env: dict[str, str] 
         )
     pid_file.write_text(str(proc.pid))
     return proc.pid
-
-
-def stop(pids: Sequence[int], grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` s what is left; wait until all are gone."""
-    left = [pid for pid in pids if alive(pid)]
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = [pid for pid in left if alive(pid)]
-        if not left:
-            return
-    raise LabctlError(f"processes {left} survived SIGKILL")
 
 
 def stop_pid_file(pid_file: Path, grace: float = 10.0) -> None:

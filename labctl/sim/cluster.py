@@ -11,12 +11,9 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabctlError, MissingBinariesError, UsageError
+from labctl.processes import alive, stop
 from labctl.sim import ports
 from labctl.sim.nodes import KWOK_ANNOTATION
 from labctl.sim.spec import SimSpec
@@ -98,23 +96,9 @@ def _pids(directory: Path) -> dict[str, int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); /proc tells the truth.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _running(directory: Path) -> bool:
     pid = _pids(directory).get("kube-apiserver")
-    return pid is not None and _alive(pid)
+    return pid is not None and alive(pid)
 
 
 def find(name: str) -> SimCluster | None:
@@ -279,7 +263,7 @@ def start(cluster: SimCluster, binaries: dict[str, Path]) -> SimCluster:
     # (or a reused pid after a reboot) must not count, so drop those files first.
     running = []
     for component, pid in _pids(cluster.directory).items():
-        if _alive(pid):
+        if alive(pid):
             running.append(component)
         else:
             (cluster.directory / "pids" / f"{component}.pid").unlink(missing_ok=True)
@@ -301,7 +285,7 @@ def ensure_provisioner(cluster: SimCluster) -> bool:
     """Start the volume provisioner (see provisioner.py) unless it runs; True when started."""
     pid_file = cluster.directory / "pids" / f"{PROVISIONER}.pid"
     pid = _pids(cluster.directory).get(PROVISIONER)
-    if pid is not None and _alive(pid):
+    if pid is not None and alive(pid):
         return False
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(cluster.directory / "logs" / f"{PROVISIONER}.log", "ab") as log:
@@ -339,22 +323,6 @@ def destroy(name: str, binaries: dict[str, Path] | None = None) -> bool:
         # On failure fall through: what is left is stopped by pid below.
         with contextlib.suppress(LabctlError):
             kwokctl(["delete", "cluster", "--name", name], binaries=binaries or {"kwokctl": kwokctl_bin})
-    _stop(pids.values())
+    stop(pids.values())
     shutil.rmtree(directory, ignore_errors=True)
     return True
-
-
-def _stop(pids: Iterable[int], grace: float = 10.0) -> None:
-    """SIGTERM the given pids, SIGKILL what is still alive after ``grace`` s, and wait for the end."""
-    alive = [pid for pid in pids if _alive(pid)]
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.05)
-            alive = [pid for pid in alive if _alive(pid)]
-        if not alive:
-            return
-    raise LabctlError(f"processes {alive} survived SIGKILL")

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from labctl.kube import Kube
+from labctl.processes import stop
 from labctl.sim import cluster as sim
 from tests.conftest import labctl
 
@@ -104,7 +105,7 @@ def test_up_restarts_a_cluster_whose_processes_died(state: dict[str, str]) -> No
     labctl("sim", "up", NAME, *SIZES, env=state)
     cluster = sim.find(NAME)
     assert cluster is not None
-    sim._stop(sim._pids(cluster.directory).values())  # as after a reboot
+    stop(sim._pids(cluster.directory).values())  # as after a reboot
     assert sim.find(NAME).running is False  # type: ignore[union-attr]
 
     started = time.monotonic()
