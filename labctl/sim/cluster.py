@@ -22,14 +22,16 @@ import yaml
 
 from labctl.errors import LabctlError, MissingBinariesError, UsageError
 from labctl.processes import alive, stop
+from labctl.realnode.layout import GATEWAY_IP
 from labctl.sim import ports
 from labctl.sim.nodes import KWOK_ANNOTATION
 from labctl.sim.spec import SimSpec
 from labctl.toolchain import paths
 
 SPEC_FILE = "labctl-sim.json"
-PROVISIONER = "labctl-sim-provisioner"
-SERVICE_CIDR = "10.96.0.0/12"  # its pid file sits with kwokctl's: `down` ends it too
+PROVISIONER = "labctl-sim-provisioner"  # its pid file sits with kwokctl's: `down` ends it too
+SERVICE_CIDR = "10.96.0.0/12"
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of SERVICE_CIDR
 CREATE_TIMEOUT_S = 120
 STAGES_DIR = Path(__file__).parent / "stages"
 KCM_SYNCED = ("deployment", "replicaset", "resource-quota", "endpoint", "service-endpoint")
@@ -135,8 +137,9 @@ def require_binaries() -> dict[str, Path]:
     return {name: paths.binary(name) for name in names}
 
 
-def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
+def kwokctl_config(binaries: dict[str, Path], name: str) -> dict[str, Any]:
     """The KwokctlConfiguration: binary runtime, local binaries, RBAC and admission on."""
+    pki = cluster_dir(name) / "pki"  # kwokctl writes its CA and the admin pair here
     return {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",
@@ -145,6 +148,9 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
             "kubeAuthorization": True,  # --authorization-mode=Node,RBAC
             "kubeAdmission": True,  # the default admission plugins: PodSecurity, ResourceQuota...
             "securePort": True,
+            # Pods reach the API server through the `kubernetes` Service (in-cluster clients
+            # verify its ClusterIP): a real node's pods, the in-cluster controller among them.
+            "kubeApiserverCertSANs": [KUBERNETES_SERVICE_IP, GATEWAY_IP],
             "etcdBinary": str(binaries["etcd"]),
             "kubeApiserverBinary": str(binaries["kube-apiserver"]),
             "kubeControllerManagerBinary": str(binaries["kube-controller-manager"]),
@@ -163,6 +169,12 @@ def kwokctl_config(binaries: dict[str, Path]) -> dict[str, Any]:
                     # The default /24 holds 254 Services: a cohort of ~60 learners with four
                     # stack Services each fills it. A real cluster's range is this size.
                     {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
+                    # `kubectl logs/exec/port-forward` on a real node: the API server calls the
+                    # kubelet, which admits clients signed by the sim CA (the admin pair is).
+                    {"key": "kubelet-client-certificate", "value": str(pki / "admin.crt")},
+                    {"key": "kubelet-client-key", "value": str(pki / "admin.key")},
+                    # There is no DNS for node names here; a node's InternalIP always works.
+                    {"key": "kubelet-preferred-address-types", "value": "InternalIP,Hostname"},
                 ],
             },
             {
@@ -238,7 +250,7 @@ def create(spec: SimSpec, binaries: dict[str, Path]) -> SimCluster:
     """Start the control plane with kwokctl; on any failure leave nothing behind."""
     kwok_workdir().mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=kwok_workdir(), delete=False) as fh:
-        yaml.safe_dump_all([kwokctl_config(binaries), *stages()], fh)
+        yaml.safe_dump_all([kwokctl_config(binaries, spec.name), *stages()], fh)
         config = Path(fh.name)
     try:
         kwokctl(
@@ -298,6 +310,8 @@ def ensure_provisioner(cluster: SimCluster) -> bool:
                 str(cluster.kubeconfig),
                 "--context",
                 cluster.context,
+                "--volumes-dir",
+                str(cluster.directory / "volumes"),  # removed with the cluster by `down`
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

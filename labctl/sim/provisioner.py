@@ -1,10 +1,11 @@
 """The simulated cluster's volume provisioner: binds every claim of the ``labctl-sim`` class.
 
-A simulated cluster has no disks and kwok's pods mount nothing, but claims must still bind,
-or every pod that uses one stays unschedulable. This does what a real dynamic provisioner
-does, through the API: for each pending claim of our StorageClass it creates a
+Claims must bind, or every pod that uses one stays unschedulable. This does what a real
+dynamic provisioner does (Rancher's local-path provisioner, say), through the API: for each
+pending claim of our StorageClass it makes a directory on this machine and a hostPath
 PersistentVolume pre-bound to that claim (the PV controller then binds them), and it deletes
-our volumes once their claim is gone (reclaim policy Delete). Quotas still count the claims.
+both once their claim is gone (reclaim policy Delete). kwok's pods mount nothing; a real
+node's pods mount the directory. Quotas still count the claims.
 
 Run by ``labctl sim up`` as its own process (``python -m labctl.sim.provisioner``); its pid
 lives beside kwokctl's so ``labctl sim down`` ends it with the rest.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from labctl.kube import Kube, KubeError
@@ -62,8 +65,9 @@ def volume_name(claim_uid: str) -> str:
     return f"pvc-{claim_uid}"
 
 
-def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
-    """The PersistentVolume a provisioner makes for ``claim``: its size, modes, pre-bound to it."""
+def volume_for(claim: dict[str, Any], root: Path) -> dict[str, Any]:
+    """The PersistentVolume a provisioner makes for ``claim`` under ``root``: its size, modes,
+    pre-bound to it."""
     meta, spec = claim["metadata"], claim["spec"]
     return {
         "apiVersion": "v1",
@@ -79,8 +83,7 @@ def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
             "volumeMode": spec.get("volumeMode", "Filesystem"),
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": STORAGE_CLASS,
-            # Never mounted: kwok's pods do not run. A real path keeps the object well-formed.
-            "hostPath": {"path": f"/var/lib/labctl-sim/volumes/{volume_name(meta['uid'])}"},
+            "hostPath": {"path": str(root / volume_name(meta["uid"])), "type": "Directory"},
             "claimRef": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
@@ -105,8 +108,9 @@ def released(volume: dict[str, Any]) -> bool:
 class Provisioner:
     """Watch claims and give each a volume; sweep released volumes on every resync."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, root: Path) -> None:
         self.kube = kube
+        self.root = root  # the volumes' directories
         self.stopping = False
         # Claims (by uid) given a volume: a claim changes a few times before it binds, and
         # each create of an existing volume would be a refused write the API server pays for.
@@ -116,7 +120,12 @@ class Provisioner:
         uid = claim["metadata"]["uid"]
         if uid in self.provisioned or not wants_volume(claim):
             return
-        volume = volume_for(claim)
+        volume = volume_for(claim, self.root)
+        directory = self.root / volume["metadata"]["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        # Any user: pods run as their own non-root uids and hostPath ignores fsGroup
+        # (local-path provisioners make their directories 0777 for the same reason).
+        directory.chmod(0o777)
         try:
             self.kube.create(volume)
             log.info("provisioned %s for %s/%s", volume["metadata"]["name"], *_where(claim))
@@ -136,11 +145,18 @@ class Provisioner:
         ours = annotations.get(PROVISIONED_BY) == PROVISIONER
         if ours and self.kube.delete("v1", "PersistentVolume", name):
             log.info("deleted volume %s of deleted claim %s/%s", name, *_where(claim))
+        self.remove_directory(name)
 
     def sweep(self) -> None:
         for volume in self.kube.list("v1", "PersistentVolume"):
-            if released(volume) and self.kube.delete("v1", "PersistentVolume", volume["metadata"]["name"]):
-                log.info("deleted released volume %s", volume["metadata"]["name"])
+            name = volume["metadata"]["name"]
+            if released(volume) and self.kube.delete("v1", "PersistentVolume", name):
+                log.info("deleted released volume %s", name)
+                self.remove_directory(name)
+
+    def remove_directory(self, volume: str) -> None:
+        """The volume's data goes with it, as with any reclaim policy Delete."""
+        shutil.rmtree(self.root / volume, ignore_errors=True)
 
     def run(self) -> None:
         while not self.stopping:
@@ -168,9 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labctl.sim.provisioner", description=__doc__)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--context")
+    parser.add_argument("--volumes-dir", type=Path, required=True, help="where volumes' directories go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    provisioner = Provisioner(Kube.connect(kubeconfig=args.kubeconfig, context=args.context))
+    kube = Kube.connect(kubeconfig=args.kubeconfig, context=args.context)
+    provisioner = Provisioner(kube, args.volumes_dir)
 
     def stop(_signum: int, _frame: object) -> None:
         provisioner.stopping = True

@@ -138,6 +138,9 @@ def assert_claims_bind_and_volumes_are_reclaimed(kube: Kube) -> None:
     volume = kube.get("v1", "PersistentVolume", live["spec"]["volumeName"])
     assert volume is not None and volume["spec"]["capacity"]["storage"] == "3Gi"
     assert volume["spec"]["claimRef"]["uid"] == live["metadata"]["uid"]
+    # Its directory on this machine, writable by any pod's user (a real node mounts it).
+    directory = Path(volume["spec"]["hostPath"]["path"])
+    assert directory.is_dir() and directory.stat().st_mode & 0o777 == 0o777
 
     kube.delete("v1", "PersistentVolumeClaim", name, "default")
     kube.wait_for(
@@ -145,3 +148,4 @@ def assert_claims_bind_and_volumes_are_reclaimed(kube: Kube) -> None:
         timeout=60,
         what=f"volume {volume['metadata']['name']} to be reclaimed",
     )
+    kube.wait_for(lambda: not directory.exists(), timeout=10, what=f"{directory} to be removed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from labctl.sim.provisioner import (
@@ -40,8 +41,10 @@ def test_only_pending_claims_of_our_class_without_a_volume_get_one() -> None:
 
 
 def test_the_volume_is_pre_bound_to_that_claim_with_its_size_and_modes() -> None:
-    volume = volume_for(claim(accessModes=["ReadWriteMany"]))
+    volume = volume_for(claim(accessModes=["ReadWriteMany"]), Path("/srv/volumes"))
     assert volume["metadata"]["name"] == "pvc-1234"
+    # A directory of its own, which must exist: a real node's kubelet mounts it.
+    assert volume["spec"]["hostPath"] == {"path": "/srv/volumes/pvc-1234", "type": "Directory"}
     assert volume["metadata"]["annotations"] == {PROVISIONED_BY: PROVISIONER}
     assert volume["spec"]["capacity"] == {"storage": "2Gi"}
     assert volume["spec"]["accessModes"] == ["ReadWriteMany"]
@@ -56,12 +59,12 @@ def test_the_volume_is_pre_bound_to_that_claim_with_its_size_and_modes() -> None
 
 
 def test_only_our_released_volumes_are_reclaimed() -> None:
-    volume = volume_for(claim())
+    volume = volume_for(claim(), Path("/srv/volumes"))
     volume["status"] = {"phase": "Released"}
     assert released(volume)
     volume["status"] = {"phase": "Bound"}
     assert not released(volume)
-    foreign = volume_for(claim())
+    foreign = volume_for(claim(), Path("/srv/volumes"))
     foreign["metadata"]["annotations"] = {PROVISIONED_BY: "ebs.csi.aws.com"}
     foreign["status"] = {"phase": "Released"}
     assert not released(foreign)
