@@ -27,10 +27,20 @@ def _kind(obj: dict) -> str:
     help="Do not deploy the controller; run it yourself with `labctl controller run`.",
 )
 @click.option("--image", default=plan.DEFAULT_IMAGE, show_default=True, help="Controller image.")
+@click.option(
+    "--stack-settings",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of stack settings (images, resources, storage) for the in-cluster controller.",
+)
 @kube_options
-def install_cmd(kube: Kube, local_controller: bool, image: str) -> None:
+def install_cmd(kube: Kube, local_controller: bool, image: str, stack_settings: Path | None) -> None:
     """Install CRDs, the admission policy and the controller into the cluster."""
-    for obj in plan.render_install(controller=not local_controller, image=image):
+    settings = "{}\n"
+    if stack_settings is not None:
+        load_stack_settings(stack_settings)  # a bad file stops here, before anything is applied
+        settings = stack_settings.read_text()
+    for obj in plan.render_install(controller=not local_controller, image=image, stack_settings=settings):
         click.echo(f"{_kind(obj)} {kube.apply(obj).action}")
     _wait_established(kube)
     secret = plan.render_key_secret()

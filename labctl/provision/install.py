@@ -6,6 +6,7 @@ Rendered here, applied by the CLI, and checked in under manifests/ for people to
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
 
@@ -18,6 +19,10 @@ KEY_SECRET = "labctl-controller-key"
 METRICS_PORT = 8080
 LIVENESS_PORT = 8081
 DEFAULT_IMAGE = "labctl.local/labctl-controller:0.1.0"
+SETTINGS_CONFIGMAP = "labctl-stack-settings"
+SETTINGS_KEY = "stack-settings.yaml"
+SETTINGS_DIR = "/etc/labctl"
+SETTINGS_CHECKSUM = "labctl.dev/stack-settings-sha256"
 PART_OF = {"app.kubernetes.io/part-of": "labctl"}
 CONTROLLER_LABELS = {**PART_OF, "app.kubernetes.io/name": CONTROLLER_NAME}
 
@@ -75,8 +80,10 @@ def render_key_secret() -> dict[str, Any]:
     }
 
 
-def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole(+Binding), Deployment and metrics Service of the in-cluster controller."""
+def render_controller(image: str = DEFAULT_IMAGE, stack_settings: str = "{}\n") -> list[dict[str, Any]]:
+    """ServiceAccount, ClusterRole(+Binding), stack settings ConfigMap, Deployment and metrics
+    Service of the in-cluster controller. ``stack_settings`` is the YAML text of the settings
+    (images, resources, storage): `{}` is the defaults."""
     ns = CONTROLLER_NAMESPACE
     meta = {"name": CONTROLLER_NAME, "namespace": ns, "labels": dict(CONTROLLER_LABELS)}
     security = {
@@ -98,6 +105,8 @@ def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
             str(METRICS_PORT),
             "--liveness-port",
             str(LIVENESS_PORT),
+            "--stack-settings",
+            f"{SETTINGS_DIR}/{SETTINGS_KEY}",
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": {
@@ -106,7 +115,15 @@ def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
         },
         "securityContext": security,
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": LIVENESS_PORT}, "periodSeconds": 20},
+        "volumeMounts": [
+            {"name": "stack-settings", "mountPath": SETTINGS_DIR, "readOnly": True},
+            # The root filesystem is read-only; the API client caches discovery in /tmp.
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
+    # The settings are read at start: a checksum in the pod template rolls the controller
+    # when they change (as Helm charts do with checksum/config).
+    checksum = hashlib.sha256(stack_settings.encode()).hexdigest()
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {
@@ -127,6 +144,12 @@ def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
             "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": ns}],
         },
         {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {**meta, "name": SETTINGS_CONFIGMAP},
+            "data": {SETTINGS_KEY: stack_settings},
+        },
+        {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": meta,
@@ -135,10 +158,17 @@ def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
                 "strategy": {"type": "Recreate"},  # kopf runs standalone: one at a time
                 "selector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER_NAME}},
                 "template": {
-                    "metadata": {"labels": dict(CONTROLLER_LABELS)},
+                    "metadata": {
+                        "labels": dict(CONTROLLER_LABELS),
+                        "annotations": {SETTINGS_CHECKSUM: checksum},
+                    },
                     "spec": {
                         "serviceAccountName": CONTROLLER_NAME,
                         "containers": [container],
+                        "volumes": [
+                            {"name": "stack-settings", "configMap": {"name": SETTINGS_CONFIGMAP}},
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        ],
                         "securityContext": {
                             "runAsNonRoot": True,
                             "seccompProfile": {"type": "RuntimeDefault"},
@@ -159,9 +189,11 @@ def render_controller(image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
     ]
 
 
-def render_install(*, controller: bool, image: str = DEFAULT_IMAGE) -> list[dict[str, Any]]:
+def render_install(
+    *, controller: bool, image: str = DEFAULT_IMAGE, stack_settings: str = "{}\n"
+) -> list[dict[str, Any]]:
     """Everything `labctl install` applies, in order (the key Secret is handled separately)."""
     objects = [*crds(), *render_policies(), render_namespace()]
     if controller:
-        objects += render_controller(image)
+        objects += render_controller(image, stack_settings)
     return objects
