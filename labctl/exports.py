@@ -1,13 +1,18 @@
-"""What an instructor keeps of a cohort before deleting it: definitions, grade history, gradebook.
+"""What an instructor keeps of a cohort before deleting it: definitions, grade history,
+gradebook, and each learner's stack data (MLflow, object store).
 
 ``labctl cohort delete --export DIR`` writes ``DIR/<cohort>/`` and only then deletes. Nothing
 here is lost with the learners' namespaces: grade attempts are owned by the Learners and go
-with them, so this is the moment to keep them.
+with them, so this is the moment to keep them. The export is written to a hidden sibling folder
+and renamed when complete: ``DIR/<cohort>/`` is never a half export, and a failed run can be
+run again.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ from labctl.errors import UsageError
 from labctl.grading import records
 from labctl.grading.gradebook import Assignment, export_gradebook
 from labctl.kube import Kube
+from labctl.stackexport import export_stacks
 
 
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:
@@ -26,13 +32,23 @@ def _clean(obj: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta, "spec": obj["spec"]}
 
 
-def export_cohort(kube: Kube, name: str, directory: Path) -> Path:
-    """Write the cohort's definition, learners, every grade attempt and a gradebook; return the folder."""
+def export_cohort(
+    kube: Kube,
+    name: str,
+    directory: Path,
+    *,
+    stack_data: bool = True,
+    report: Callable[[str], None] = lambda _line: None,
+) -> Path:
+    """Write the cohort's definition, learners, every grade attempt, a gradebook and (with
+    ``stack_data``) each learner's MLflow and object-store data; return the folder."""
     cohort = cohorts.get_cohort(kube, name)
-    target = directory / name
-    if target.exists() and any(target.iterdir()):
-        raise UsageError(f"--export {directory}: {target} already exists and is not empty")
-    target.mkdir(parents=True, exist_ok=True)
+    final = directory / name
+    if final.exists() and any(final.iterdir()):
+        raise UsageError(f"--export {directory}: {final} already exists and is not empty")
+    target = directory / f".{name}.partial"
+    shutil.rmtree(target, ignore_errors=True)  # what a failed run left
+    target.mkdir(parents=True)
     learners = cohorts.learners(kube, name)
     attempts = records.history(kube, cohort=name)
     (target / "cohort.yaml").write_text(yaml.safe_dump(_clean(cohort), sort_keys=False))
@@ -52,4 +68,10 @@ def export_cohort(kube: Kube, name: str, directory: Path) -> Path:
         (target / "gradebook.csv").write_text(
             export_gradebook(grades, fmt="csv", assignments=[Assignment(lab) for lab in labs])
         )
-    return target
+    if stack_data:
+        for learner in learners:
+            export_stacks(kube, learner, target / "stacks" / learner["spec"]["email"], report)
+    if final.exists():
+        final.rmdir()  # empty (checked above)
+    target.rename(final)
+    return final

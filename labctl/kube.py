@@ -8,6 +8,7 @@ connections, and errors whose text names the object and never carries a credenti
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import random
 import threading
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -27,6 +29,16 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from labctl.errors import LabctlError
 from labctl.names import FIELD_MANAGER
+
+try:  # several times faster than json at decoding watch events; optional
+    import orjson as _json
+except ImportError:  # pragma: no cover
+    import json as _json  # type: ignore[no-redef]
+
+
+def _loads(data: bytes) -> Any:
+    return _json.loads(data)
+
 
 T = TypeVar("T")
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -121,6 +133,8 @@ class Kube:
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self.namespace = namespace  # the context's namespace, as kubectl would use it
         self._dynamic: DynamicClient | None = None
+        self._bulk: ThreadPoolExecutor | None = None  # apply_many's, made on first use
+        self._bulk_lock = threading.Lock()
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
@@ -353,11 +367,187 @@ class Kube:
                 raise LabctlError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(interval)
 
+    def port_forward(self, namespace: str, pod: str, port: int) -> Any:
+        """A stream to ``port`` of ``pod`` through the API server and the pod's kubelet, as
+        `kubectl port-forward` opens per connection. Returns the client's PortForward: its
+        ``socket(port)`` carries the bytes, ``close()`` ends it."""
+        from kubernetes.stream import portforward
+
+        api = self.core()
+
+        def open_stream() -> Any:
+            return portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+
+        return with_retries(open_stream, what=f"port-forward to pod {namespace}/{pod}:{port}")
+
     def server_version(self) -> str:
         info = with_retries(
             self._slotted(lambda: k8s_client.VersionApi(self.api_client).get_code()), what="get version"
         )
         return str(info.git_version)
+
+    def list_picked(
+        self,
+        api_version: str,
+        kind: str,
+        pick: Callable[[dict[str, Any]], T],
+        *,
+        label_selector: str | None = None,
+        page_size: int = 250,
+    ) -> tuple[Sequence[T], str]:
+        """Every object of a list reduced by ``pick`` as it is decoded, and the list's resourceVersion.
+
+        For watchers that keep a few fields of many objects: pages bound what is decoded at
+        once, and no object outlives its page (``list`` keeps them all, twice over).
+        """
+        path = self._resource(api_version, kind).path()
+        picked: builtins.list[T] = []
+        token: str | None = None
+        while True:
+            params = {"label_selector": label_selector, "limit": page_size, "_continue": token}
+            get = partial(self._raw_data, path, **params)
+            page = _loads(with_retries(self._slotted(get), what=f"list {kind}"))
+            picked.extend(pick(item) for item in page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return picked, str(meta.get("resourceVersion") or "")
+
+    def watch_raw(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) pairs of a label-selected watch across all namespaces.
+
+        The selector is sent to the API server, so only matching objects cross the wire; each
+        line is decoded as plain JSON, with no client model around it. Bookmarks are asked for
+        (type BOOKMARK: only the resourceVersion to resume from). A watch the server ended
+        with an error, e.g. 410 Gone when ``resource_version`` is too old, raises KubeError
+        with that status: re-list, then watch again.
+        """
+        path = self._resource(api_version, kind).path()
+        try:
+            response = self._raw_get(
+                path,
+                label_selector=label_selector,
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                _request_timeout=(10, timeout_seconds + 30),
+            )
+        except ApiException as exc:
+            raise KubeError(f"watch {kind}: {_api_message(exc)}", status=exc.status or 0) from None
+        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+            raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
+        try:
+            for line in _lines(response):
+                event = _loads(line)
+                kind_of_event, obj = str(event.get("type")), event.get("object") or {}
+                if kind_of_event == "ERROR":
+                    raise KubeError(f"watch {kind}: {obj.get('message')}", status=int(obj.get("code") or 0))
+                yield kind_of_event, obj
+        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+            raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
+        finally:
+            response.release_conn()
+
+    def apply_quietly(
+        self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True
+    ) -> None:
+        """Server-side apply ``obj``, dropping the server's answer undecoded.
+
+        For bulk reconcilers that use none of the answers: decoding each applied object into
+        the client's models cost the controller more CPU than anything else it did.
+        """
+        ref = ObjectRef.of(obj)
+        resource = self._resource(ref.api_version, ref.kind)
+        apply = partial(
+            self.dynamic.server_side_apply,
+            resource,
+            body=obj,
+            namespace=ref.namespace,
+            field_manager=field_manager,
+            force_conflicts=force,
+            serialize=False,
+        )
+        with_retries(self._slotted(lambda: _drained(apply())), what=f"apply {ref}")
+
+    def apply_many(self, objects: Sequence[dict[str, Any]]) -> int:
+        """Apply many objects quietly and concurrently; returns the count.
+
+        Every caller shares one pool as big as the connection's request slots, rather than
+        starting threads of its own per call (a reconcile per learner did, hundreds at once).
+        """
+        if len(objects) <= 1:
+            for obj in objects:
+                self.apply_quietly(obj)
+            return len(objects)
+        with self._bulk_lock:
+            if self._bulk is None:
+                self._bulk = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="apply")
+            pool = self._bulk
+        for _ in pool.map(self.apply_quietly, objects):
+            pass
+        return len(objects)
+
+    def patch_quietly(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> None:
+        """A JSON merge patch, like :meth:`patch`, dropping the server's answer undecoded."""
+        resource = self._resource(api_version, kind)
+        if subresource:
+            resource = resource.subresources[subresource]
+        ref = ObjectRef(api_version, kind, name, namespace)
+        patch = partial(
+            self.dynamic.patch,
+            resource,
+            body=body,
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            serialize=False,
+        )
+        with_retries(
+            self._slotted(lambda: _drained(patch())),
+            what=f"patch {ref}" + (f" {subresource}" if subresource else ""),
+        )
+
+    def _raw_get(self, path: str, **params: Any) -> Any:
+        """GET ``path``: the undecoded urllib3 response (raises ApiException on HTTP errors)."""
+        return self.dynamic.request("get", path, serialize=False, **params)
+
+    def _raw_data(self, path: str, **params: Any) -> bytes:
+        return bytes(self._raw_get(path, **params).data)
+
+
+def _drained(response: Any) -> None:
+    """Read an undecoded response to its end, so its connection goes back to the pool."""
+    response.drain_conn()
+    response.release_conn()
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The newline-separated lines of a streamed HTTP body (a watch: one event per line)."""
+    rest = b""
+    for chunk in response.stream(64 * 1024, decode_content=True):
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if rest.strip():
+        yield rest
 
 
 def iter_conditions(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:

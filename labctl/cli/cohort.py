@@ -14,7 +14,7 @@ from labctl.api.v1alpha1 import RosterEntry
 from labctl.cli.common import kube_options
 from labctl.cli.output import emit, err_console, output_option
 from labctl.durations import parse_duration
-from labctl.errors import UsageError
+from labctl.errors import LabctlError, UsageError
 from labctl.exports import export_cohort
 from labctl.kube import Kube
 from labctl.provision.roster import load_roster
@@ -200,19 +200,34 @@ def remove_learner_cmd(kube: Kube, name: str, email: str, yes: bool) -> None:
     "export_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="First save the cohort, its learners, every grade attempt and a gradebook under DIR/NAME/.",
+    help="First save the cohort, its learners, every grade attempt, a gradebook and each learner's "
+    "MLflow and object-store data under DIR/NAME/.",
+)
+@click.option(
+    "--no-stack-data",
+    is_flag=True,
+    help="With --export: leave out the learners' MLflow and object-store data.",
 )
 @wait_option
 @timeout_option
 @kube_options
-def delete_cmd(kube: Kube, name: str, yes: bool, export_dir: Path | None, wait: bool, timeout: str) -> None:
+def delete_cmd(
+    kube: Kube, name: str, yes: bool, export_dir: Path | None, no_stack_data: bool, wait: bool, timeout: str
+) -> None:
     """Delete cohort NAME, every learner namespace and everything labctl made for it."""
     cohorts.check_name(name)
     seconds = parse_duration(timeout, flag="--timeout").total_seconds()
     if not yes:
         click.confirm(f"Delete cohort {name} and every learner namespace in it?", abort=True)
     if export_dir is not None and cohorts.exists(kube, name):
-        saved = export_cohort(kube, name, export_dir)  # any failure stops here: nothing deleted
+        try:  # any failure stops here: nothing deleted
+            stack_data = not no_stack_data
+            saved = export_cohort(kube, name, export_dir, stack_data=stack_data, report=err_console.print)
+        except UsageError:
+            raise
+        except LabctlError as exc:
+            hint = "" if no_stack_data else " (--no-stack-data exports definitions and grades only)"
+            raise LabctlError(f"{exc}\nexport failed: nothing was deleted{hint}") from None
         err_console.print(f"exported cohort {name} to {saved}")
     if cohorts.delete_cohort(kube, name, wait=wait, timeout=seconds):
         click.echo(f'cohort.labctl.dev "{name}" deleted')
