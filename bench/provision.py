@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,10 +174,13 @@ def main() -> None:
                 kubectl_s = kubectl_loop(kube_env, sample, key, Path(work)) * n / len(sample)
                 raw_s = raw_creates(kube, fake_learners(f"r{n}", n, "r"), key)
                 rows.append((n, n / labctl_s, n / kubectl_s, n / raw_s, noop_s))
-                # Each size as soon as it is measured: a long run still leaves its figures.
+                # Each size as soon as it is measured: a long run still leaves its figures. The
+                # load average says how much else the machine was doing meanwhile.
+                load = " ".join(f"{x:.2f}" for x in os.getloadavg())
                 print(
                     f"measured {n}: labctl {labctl_s:.1f}s, kubectl {kubectl_s:.1f}s, raw {raw_s:.1f}s, "
-                    f"no-op {noop_s:.2f}s, controller peak RSS so far {sampler.peak_kib / 1024:.0f} MiB",
+                    f"no-op {noop_s:.2f}s, controller peak RSS so far {sampler.peak_kib / 1024:.0f} MiB, "
+                    f"load average {load} on {os.cpu_count()} CPUs",
                     flush=True,
                 )
         sampler.running = False
@@ -197,6 +201,7 @@ def main() -> None:
                 os.killpg(controller.pid, signal.SIGKILL)
                 controller.wait()
         subprocess.run([*LABCTL, "sim", "down", "bench"], env=env, check=False, capture_output=True)
+        shutil.rmtree(state, ignore_errors=True)  # sim down empties it; the directory itself stayed
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 Handlers stay a few lines long; the work is in labctl.controller.reconcile and .refresh.
 Status that depends on other objects (stack readiness, cohort counts) is refreshed when
-those objects change, from kopf indexes: no API reads and no periodic timers, so an idle
-controller costs nothing however many learners it holds.
+those objects change, from kopf indexes and the stack watch's table: no API reads and no
+periodic timers, so an idle controller costs nothing however many learners it holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import kopf
@@ -17,9 +19,8 @@ from labctl.api.v1alpha1 import VERSION
 from labctl.controller import metrics, reconcile, statuses
 from labctl.controller.memo import Memo
 from labctl.controller.refresh import Seen
-from labctl.names import GROUP, MANAGED_BY
+from labctl.names import GROUP
 
-STACK_LABEL = reconcile.STACK_LABEL
 RETRY_S = 3.0  # a failed reconcile is retried this soon (kopf's default is a minute)
 
 
@@ -49,23 +50,20 @@ def learners_by_cohort(name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
     return {spec.get("cohort", ""): (name, status.get("phase"))}
 
 
-@kopf.index(GROUP, VERSION, "learners")
-def learners_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Seen]:
-    return {name: Seen.of(body)}
-
-
 @kopf.index(GROUP, VERSION, "cohorts")
 def cohorts_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Seen]:
     return {name: Seen.of(body)}
 
 
-# Only labctl's own Deployments: admission stops learners from labelling theirs so, so a
-# learner cannot fake their stack's readiness.
-@kopf.index("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
-def stacks_by_namespace(
-    namespace: str, labels: kopf.Labels, spec: kopf.Spec, status: kopf.Status, **_: Any
-) -> dict[str, tuple]:
-    return {namespace: (labels[STACK_LABEL], status.get("readyReplicas", 0) >= spec.get("replicas", 1))}
+@kopf.on.startup()
+async def watch_stacks(memo: Memo, **_: Any) -> None:
+    """Stack Deployments come from a lean watch of our own (labctl.controller.stacks), not kopf."""
+    memo.stacks.start(asyncio.get_running_loop(), partial(_stacks_changed, memo))
+
+
+@kopf.on.cleanup()
+def stop_watching_stacks(memo: Memo, **_: Any) -> None:
+    memo.stacks.stop()
 
 
 @kopf.on.resume(GROUP, VERSION, "cohorts", backoff=RETRY_S)
@@ -120,30 +118,30 @@ async def learner_seen(
     body: kopf.Body,
     type: str | None,
     memo: Memo,
-    stacks_by_namespace: kopf.Index,
     learners_by_cohort: kopf.Index,
     cohorts_by_name: kopf.Index,
     **_: Any,
 ) -> None:
     seen = Seen.of(body)
+    memo.learners.seen(seen, gone=type == "DELETED")
     if type == "DELETED":
         memo.status.written.forget(seen)
     else:
-        await _refresh_learner(memo, seen, stacks_by_namespace)
+        await _refresh_learner(memo, seen)
     for cohort in cohorts_by_name.get(seen.spec.get("cohort", ""), []):
         await memo.status.cohort(cohort, learners_by_cohort.get(cohort.name, []))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={STACK_LABEL: kopf.PRESENT, **MANAGED_BY})
-async def stack_seen(
-    namespace: str, memo: Memo, learners_by_name: kopf.Index, stacks_by_namespace: kopf.Index, **_: Any
-) -> None:
-    for seen in learners_by_name.get(namespace, []):
-        await _refresh_learner(memo, seen, stacks_by_namespace)
+def _stacks_changed(memo: Memo, namespace: str) -> None:
+    """A stack Deployment in ``namespace`` turned (not) ready, appeared or went."""
+    seen = memo.learners.get(namespace)  # a learner's namespace bears its name
+    if seen is not None:
+        memo.learners.spawn(_refresh_learner(memo, seen))
 
 
-async def _refresh_learner(memo: Memo, seen: Seen, stacks_by_namespace: kopf.Index) -> None:
-    phase = await memo.status.learner(seen, dict(stacks_by_namespace.get(seen.name, [])))
+async def _refresh_learner(memo: Memo, seen: Seen) -> None:
+    await memo.stacks.listed()  # before it, every stack would look not ready
+    phase = await memo.status.learner(seen, memo.stacks.ready_by_stack(seen.name))
     # An Event per phase change: `kubectl describe learner` tells the story.
     if phase in ("Ready", "Suspended"):
         kopf.info(seen.ref(), reason=phase, message=f"learner {seen.name} is {phase}")

@@ -40,16 +40,23 @@ def _same(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     )
 
 
-def reconcile_cohort(kube: Kube, cohort: dict[str, Any], *, workers: int = 16) -> CohortResult:
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """What ``_same`` compares of a live Learner; the rest (its status, managedFields) is let go."""
+    meta = obj.get("metadata") or {}
+    return {
+        "metadata": {k: meta[k] for k in ("name", "labels", "ownerReferences") if k in meta},
+        "spec": obj.get("spec"),
+    }
+
+
+def reconcile_cohort(kube: Kube, cohort: dict[str, Any]) -> CohortResult:
     """Make the cohort's Learner objects match its roster: apply what differs, delete who left."""
     name = cohort["metadata"]["name"]
     desired = {obj["metadata"]["name"]: obj for obj in render_learners(cohort)}
-    live = {
-        obj["metadata"]["name"]: obj
-        for obj in kube.list(API_VERSION, "Learner", label_selector=f"{COHORT_LABEL}={name}")
-    }
+    listed, _ = kube.list_picked(API_VERSION, "Learner", _comparable, label_selector=f"{COHORT_LABEL}={name}")
+    live = {obj["metadata"]["name"]: obj for obj in listed}
     changed = [obj for key, obj in desired.items() if key not in live or not _same(live[key], obj)]
-    kube.apply_all(changed, workers=workers)
+    kube.apply_many(changed)
     gone = [key for key in live if key not in desired]
     for key in gone:
         kube.delete(API_VERSION, "Learner", key)
@@ -71,7 +78,6 @@ def reconcile_learner(
     *,
     key: bytes,
     stack_settings: StackSettings | None = None,
-    workers: int = 4,
 ) -> LearnerApplied | None:
     """Apply the learner's namespace and everything in it, unless the last apply was identical.
 
@@ -83,8 +89,8 @@ def reconcile_learner(
     if status.get("appliedHash") == digest:
         return None
     started = time.monotonic()
-    kube.apply(objects[0], detect_changes=False)  # the namespace, before what lives in it
-    quota_wait_s = _apply_under_new_quota(kube, objects[1:], workers=workers)
+    kube.apply_quietly(objects[0])  # the namespace, before what lives in it
+    quota_wait_s = _apply_under_new_quota(kube, objects[1:])
     stacks = sorted(
         {
             o["metadata"]["labels"][STACK_LABEL]
@@ -98,14 +104,14 @@ def reconcile_learner(
 QUOTA_SETTLE_S = 30.0
 
 
-def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers: int) -> float:
+def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]]) -> float:
     """Apply the quota first and wait (cheap GETs) until the quota controller has computed its
     usage: until then admission refuses everything the quota counts ("status unknown for
     quota"). Then apply the rest in one go. Retrying the whole apply instead would hammer the
     API server with hundreds of doomed writes when a cohort of hundreds is provisioned."""
     quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
     rest = [o for o in objects if o["kind"] != "ResourceQuota"]
-    kube.apply_all(quotas, workers=workers)
+    kube.apply_many(quotas)
     started = time.monotonic()
     deadline = started + QUOTA_SETTLE_S
     for quota in quotas:
@@ -119,7 +125,7 @@ def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]], *, workers
     waited = time.monotonic() - started
     while True:
         try:
-            kube.apply_all(rest, workers=workers)
+            kube.apply_many(rest)
             return waited
         except KubeError as exc:  # a quota re-synced under us: brief, so retry briefly
             if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:
