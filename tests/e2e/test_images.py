@@ -37,11 +37,9 @@ from labctl.provision.stacks import alertmanager, mlflow_server, object_store, p
 from labctl.provision.stacks.common import container_security
 from labctl.provision.stacks.object_store import ObjectStoreCredentials
 from labctl.provision.stacks.settings import StackImages, StackSettings
-from labctl.realnode import procs
 from labctl.realnode.kubelet import NODE_LABEL
-from labctl.realnode.layout import LOCK_FILE
-from labctl.realnode.node import DAEMONS
 from tests.conftest import labctl
+from tests.e2e.machine import wait_for_machine_lock
 
 NAME = "e2eimg"
 NODE = f"{NAME}-node"
@@ -52,21 +50,6 @@ IDLE_S = 20  # settle time before reading memory
 POD_LOGS: list[Path] = []  # the real node's kubelet writes container logs here
 
 pytestmark = pytest.mark.timeout(2400)
-
-
-def _wait_for_machine_lock(timeout: float = 1200) -> None:
-    """One real node per machine: wait while another (live) one holds the lock; never remove it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            owner = Path(LOCK_FILE.read_text().strip())
-        except OSError:
-            return
-        if not any(procs.running(owner / "pids" / f"{d}.pid") for d in DAEMONS):
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"another real node ({owner}) kept the machine for {timeout:.0f}s")
-        time.sleep(10)
 
 
 ALL = [
@@ -108,7 +91,7 @@ def built() -> list[dict[str, Any]]:
 def node(built: list[dict[str, Any]]) -> Iterator[tuple[Kube, dict[str, str]]]:
     root = Path(tempfile.mkdtemp(prefix="labctl-img-", dir="/tmp"))
     env = {"LABCTL_STATE_DIR": str(root)}
-    _wait_for_machine_lock()
+    wait_for_machine_lock()
     try:
         up = labctl(
             "sim", "up", NAME, "--cpu-nodes", "1", "--gpu-nodes", "0", "--real-node", env=env, timeout=400
