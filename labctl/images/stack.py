@@ -14,7 +14,8 @@ Layers, bottom first (each cached by a key of its inputs, shared where images sh
     alertmanager     base + Debian's prometheus-alertmanager
     config-reloader  base + labctl's reloader (:mod:`labctl.images.reloader`)
     model-server     base + python + venv-ml + the server (:mod:`labctl.images.model_server`)
-    mlflow           base + python + venv-ml + venv-mlflow
+    mlflow           base + python + venv-ml + venv-mlflow, run as one uvicorn process
+                     (:mod:`labctl.provision.stacks.mlflow_server`)
     controller       base + python + venv-ml + venv-mlflow + venv-labctl
 
 Python packages are pinned to the versions of the environment labctl runs in (its installed
@@ -47,6 +48,7 @@ from labctl.errors import LabctlError, UsageError
 from labctl.images import model_server, prombuild, reloader, rootfs
 from labctl.images.names import LOCAL_IMAGES, MLFLOW_VERSION
 from labctl.images.oci import File, ImageConfig, Layer, files_layer, write_archive
+from labctl.provision.stacks import mlflow_server
 from labctl.toolchain import paths as toolchain_paths
 
 IMAGE_KEYS: tuple[str, ...] = tuple(LOCAL_IMAGES)
@@ -479,9 +481,13 @@ class Builder:
             keys = [self.base_key, self.python_key, self.ml_key, key]
             return self._plan(image, keys, lambda: [*self._stack("base", "python", "venv-ml"), top()], config)
         if image == "mlflow":
+            # The stacks' one-process server (no `mlflow server` launcher waiting on uvicorn), with
+            # the CLI's own defaults: sqlite and artifacts under the working directory. The stacks
+            # set their own command and environment; this is for running the image by hand.
+            defaults = mlflow_server.server_env("sqlite:///mlflow.db", "./mlartifacts")
             config = ImageConfig(
-                cmd=["mlflow", "server", "--host=0.0.0.0", "--port=5000", "--workers=1"],
-                env=(*PY_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false"),
+                cmd=[PYTHON, "-c", mlflow_server.LAUNCHER, *mlflow_server.server_args("0.0.0.0", 5000)],
+                env=(*PY_ENV, *(f"{name}={value}" for name, value in defaults.items())),
                 workdir="/tmp",
                 user=NONROOT,
                 exposed_ports=["5000/tcp"],

@@ -23,6 +23,7 @@ from labctl.provision.stacks import (
     ObjectStoreCredentials,
     StackSettings,
     enabled_components,
+    mlflow_server,
     render_stacks,
     stack_readiness,
 )
@@ -263,7 +264,8 @@ def test_disabled_components_are_not_rendered() -> None:
     assert {o["metadata"]["labels"]["labctl.dev/stack"] for o in objects} == {"mlflow", "prometheus"}
     assert enabled_components(settings) == ("mlflow", "prometheus")
     mlflow = dict(pod_specs(objects))["mlflow"]["containers"][0]
-    assert "--artifacts-destination=/mlflow/artifacts" in mlflow["args"] and "envFrom" not in mlflow
+    env = {e["name"]: e["value"] for e in mlflow["env"]}
+    assert env["_MLFLOW_SERVER_ARTIFACT_DESTINATION"] == "/mlflow/artifacts" and "envFrom" not in mlflow
     assert "alerting" not in yaml.safe_load(
         of_kind(objects, "ConfigMap")["prometheus-config"]["data"]["prometheus.yml"]
     )
@@ -365,13 +367,18 @@ def test_buckets_are_made_before_the_object_store_starts() -> None:
 def test_mlflow_is_sized_for_many_learners_and_proxies_artifacts_to_the_store() -> None:
     spec = dict(pod_specs(render()))["mlflow"]
     server = spec["containers"][0]
-    assert server["command"] == ["mlflow", "server"]
-    assert {
-        "--workers=1",
-        "--artifacts-destination=s3://mlflow/",
-        "--backend-store-uri=sqlite:////mlflow/mlflow.db",
-    } <= set(server["args"])
+    # One process: uvicorn in the launcher's own process, no `mlflow server` waiting on a child.
+    assert server["command"] == ["python", "-c", mlflow_server.LAUNCHER]
+    assert server["args"] == ["--host=0.0.0.0", "--port=5000", "--workers=1", "mlflow.server.fastapi_app:app"]
     env = {e["name"]: e["value"] for e in server["env"]}
+    # What `mlflow server --backend-store-uri=... --artifacts-destination=s3://mlflow/` hands uvicorn.
+    assert {
+        "_MLFLOW_SERVER_FILE_STORE": "sqlite:////mlflow/mlflow.db",
+        "_MLFLOW_SERVER_REGISTRY_STORE": "sqlite:////mlflow/mlflow.db",
+        "_MLFLOW_SERVER_ARTIFACT_ROOT": "mlflow-artifacts:/",
+        "_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
+        "_MLFLOW_SERVER_ARTIFACT_DESTINATION": "s3://mlflow/",
+    }.items() <= env.items()
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     hosts = env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert {"mlflow:*", f"mlflow.{NS}.svc:*", f"mlflow.{NS}.svc.*", "localhost:*"} <= set(hosts)

@@ -1,9 +1,15 @@
 """The learner's MLflow tracking server and model registry.
 
 sqlite on a claim for runs and the registry; artifacts proxied by the server to the object
-store's ``mlflow`` bucket, so learners' clients need only the tracking URI. Sized for hundreds
-of learners per cluster: ``--workers 1`` and no job runner (a default ``mlflow server`` starts
-15 processes and holds 1.7 GB; this is 2 processes and about 500 MB).
+store's ``mlflow`` bucket, so learners' clients need only the tracking URI.
+
+Sized for hundreds of learners per cluster: one process. ``mlflow server`` resolves its options
+into environment variables, creates or checks the stores, then spawns uvicorn and waits on it:
+a launcher that holds ~215 MiB (PSS) of imports for nothing (issue 6). The container runs what
+that launcher would, in-process (:data:`LAUNCHER`): the same environment (:func:`server_env`,
+MLflow 3.17's ``mlflow.server._run_server``), the stores initialised before serving, then
+uvicorn on MLflow's FastAPI app. It is a ``python -c`` program rather than a file of ours so
+the upstream image (``python:3.11-slim`` + ``pip install mlflow[...]``) runs it unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +32,34 @@ COMPONENT: Component = "mlflow"
 SERVICE = COMPONENT
 PORT = 5000
 DATA = "/mlflow"
+APP = "mlflow.server.fastapi_app:app"  # what `mlflow server` serves with uvicorn (its default)
+
+# `python -c LAUNCHER <uvicorn options> APP`. What `mlflow server` does before and instead of
+# spawning uvicorn, minus the process. Stores first, as the CLI does: a database that cannot be
+# opened or migrated fails the pod at start, not a learner's first request, and the tables are
+# created before requests can race to create them. uvicorn's own CLI then parses the options,
+# with MLflow's log format (its file's path differs between images).
+LAUNCHER = """\
+import os, sys
+from pathlib import Path
+
+# Optional imports MLflow's server never uses with our settings but loads when installed:
+# pyarrow through pandas (~35 MiB resident), scipy.sparse through mlflow.models (~7 MiB).
+# A None entry makes `import` raise ImportError, which both callers handle.
+for name in ("pyarrow", "scipy"):
+    sys.modules[name] = None
+
+import uvicorn
+from mlflow.server import handlers
+
+handlers.initialize_backend_stores(
+    backend_store_uri=os.environ["_MLFLOW_SERVER_FILE_STORE"],
+    registry_store_uri=os.environ["_MLFLOW_SERVER_REGISTRY_STORE"],
+    default_artifact_root=os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"],
+)
+sys.argv[1:1] = ["--log-config", str(Path(handlers.__file__).with_name("uvicorn_log_config.yaml"))]
+uvicorn.main()
+"""
 
 # MLflow's own defaults, kept when we name our Service: loopback (port-forward) and private IPs.
 _DEFAULT_HOSTS = (
@@ -55,6 +89,32 @@ def allowed_hosts(namespace: str) -> str:
     return ",".join([*patterns, *_DEFAULT_HOSTS])
 
 
+def server_command() -> list[str]:
+    """The container's command: ``python`` is on the PATH of both images."""
+    return ["python", "-c", LAUNCHER]
+
+
+def server_args(host: str, port: int) -> list[str]:
+    """uvicorn's options. One worker: uvicorn then serves in its own process, no supervisor."""
+    return [f"--host={host}", f"--port={port}", "--workers=1", APP]
+
+
+def server_env(backend_store_uri: str, artifacts_destination: str) -> dict[str, str]:
+    """What ``mlflow server --backend-store-uri=B --artifacts-destination=A`` (serve-artifacts
+    on, its default) hands its uvicorn child, as ``mlflow.server._run_server`` sets it in MLflow
+    3.17; names from ``mlflow/server/constants.py`` (a unit test checks they still exist)."""
+    return {
+        "_MLFLOW_SERVER_FILE_STORE": backend_store_uri,
+        "_MLFLOW_SERVER_REGISTRY_STORE": backend_store_uri,  # the CLI's default: the same store
+        # New experiments' artifacts go through the server's proxy, to the destination below.
+        "_MLFLOW_SERVER_ARTIFACT_ROOT": "mlflow-artifacts:/",
+        "_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
+        "_MLFLOW_SERVER_ARTIFACT_DESTINATION": artifacts_destination,
+        # Nothing starts the job runner now (only the CLI did); this makes job APIs say so.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+
+
 def render(stack: Stack) -> list[Object]:
     settings = stack.settings
     data, claims = data_volume(stack, COMPONENT, "data", settings.storage.mlflow)
@@ -62,8 +122,8 @@ def render(stack: Stack) -> list[Object]:
     # Without the object store (a lab level may not need it) artifacts stay on MLflow's claim.
     artifacts = f"s3://{object_store.MLFLOW_BUCKET}/" if with_store else f"{DATA}/artifacts"
     env = [
-        {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "value": "false"},
-        # Environment rather than --allowed-hosts: an MLflow without the option ignores it.
+        *({"name": k, "value": v} for k, v in server_env(f"sqlite:///{DATA}/mlflow.db", artifacts).items()),
+        # Read by the server itself (the CLI's --allowed-hosts only sets this variable).
         {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": allowed_hosts(stack.namespace)},
         {"name": "HOME", "value": "/tmp"},  # the image's HOME is root's, read-only for our user
     ]
@@ -73,14 +133,8 @@ def render(stack: Stack) -> list[Object]:
         "mlflow",
         settings.images.mlflow,
         settings.resources.mlflow,
-        command=["mlflow", "server"],
-        args=[
-            "--host=0.0.0.0",
-            f"--port={PORT}",
-            "--workers=1",
-            f"--backend-store-uri=sqlite:///{DATA}/mlflow.db",
-            f"--artifacts-destination={artifacts}",
-        ],
+        command=server_command(),
+        args=server_args("0.0.0.0", PORT),
         env=env,
         env_from=env_from,
         ports=[("http", PORT)],

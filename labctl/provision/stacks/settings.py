@@ -4,12 +4,12 @@ Every image, resource and storage size is a setting: air-gapped clusters point t
 their own registry, and a lab level that needs no monitoring turns it off. The defaults are
 sized for many learners per node: requests near each server's idle footprint (what the
 scheduler packs by), limits with headroom for a lab's bursts. All five pods of one learner
-request about 0.1 CPU and 0.75 GiB, and fit the ``small`` quota profile with most of it left.
+request about 0.1 CPU and 0.57 GiB, and fit the ``small`` quota profile with most of it left.
 
 Image contract (what a locally built image must provide, see issue 6): the object store,
 Prometheus, Alertmanager and the config reloader run their image's ENTRYPOINT with our
-arguments; the object-store image also has ``mkdir``; the MLflow image has ``mlflow`` (with
-boto3) on its PATH.
+arguments; the object-store image also has ``mkdir``; the MLflow image has ``python`` on its
+PATH, with ``mlflow``, ``uvicorn`` and ``boto3`` importable (see ``mlflow_server.LAUNCHER``).
 """
 
 from __future__ import annotations
@@ -117,9 +117,10 @@ class StackImages(_Settings):
 class StackResources(_Settings):
     """Per container. Requests follow measured idle memory, so a node is packed by what is used."""
 
-    # `mlflow server --workers 1` with job execution off: 2 processes, ~500 MB idle. CPU limit 1:
-    # its start is import-bound and a tighter limit makes it slow to become ready.
-    mlflow: Resources = resources("50m", "512Mi", "1", "1Gi")
+    # One uvicorn process, no `mlflow server` launcher (mlflow_server): ~225 MiB idle, ~250 MiB
+    # after runs, models and artifacts went through it. CPU limit 1: its start is import-bound
+    # and a tighter limit makes it slow to become ready.
+    mlflow: Resources = resources("50m", "320Mi", "1", "1Gi")
     # versitygw idles at a few tens of MB; uploads stream through it.
     object_store: Resources = resources("10m", "64Mi", "250m", "256Mi")
     # ~40 MB idle; one namespace of targets and a day of retention stay far below the limit.
