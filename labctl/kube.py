@@ -244,18 +244,8 @@ class Kube:
         if subresource:
             resource = resource.subresources[subresource]
         before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace) if detect_changes else None
-        result = with_retries(
-            self._slotted(
-                lambda: self.dynamic.server_side_apply(
-                    resource,
-                    body=obj,
-                    namespace=ref.namespace,
-                    field_manager=field_manager,
-                    force_conflicts=force,
-                ).to_dict()
-            ),
-            what=f"apply {ref}",
-        )
+        send = self._applier(resource, obj, field_manager=field_manager, force=force, decode=True)
+        result = with_retries(self._slotted(lambda: send().to_dict()), what=f"apply {ref}")
         if not detect_changes:
             action: Action = "applied"
         elif before is None:
@@ -279,17 +269,6 @@ class Kube:
             what=f"create {ref}",
         )
 
-    def apply_all(self, objects: Sequence[dict[str, Any]], *, workers: int = 8) -> int:
-        """Apply many objects concurrently (bounded), without change detection; returns the count."""
-        if len(objects) <= 1 or workers <= 1:
-            for obj in objects:
-                self.apply(obj, detect_changes=False)
-            return len(objects)
-        with ThreadPoolExecutor(max_workers=min(workers, len(objects))) as pool:
-            for _ in pool.map(lambda o: self.apply(o, detect_changes=False), objects):
-                pass
-        return len(objects)
-
     def patch(
         self,
         api_version: str,
@@ -301,22 +280,8 @@ class Kube:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """A JSON merge patch, e.g. of a ``status`` we own."""
-        resource = self._resource(api_version, kind)
-        if subresource:
-            resource = resource.subresources[subresource]
-        ref = ObjectRef(api_version, kind, name, namespace)
-        return with_retries(
-            self._slotted(
-                lambda: self.dynamic.patch(
-                    resource,
-                    body=body,
-                    name=name,
-                    namespace=namespace,
-                    content_type="application/merge-patch+json",
-                ).to_dict()
-            ),
-            what=f"patch {ref}" + (f" {subresource}" if subresource else ""),
-        )
+        send, what = self._merge_patcher(api_version, kind, name, body, namespace, subresource, decode=True)
+        return dict(with_retries(self._slotted(lambda: send().to_dict()), what=what))
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete an object; False when it was already gone."""
@@ -467,16 +432,8 @@ class Kube:
         """
         ref = ObjectRef.of(obj)
         resource = self._resource(ref.api_version, ref.kind)
-        apply = partial(
-            self.dynamic.server_side_apply,
-            resource,
-            body=obj,
-            namespace=ref.namespace,
-            field_manager=field_manager,
-            force_conflicts=force,
-            serialize=False,
-        )
-        with_retries(self._slotted(lambda: _drained(apply())), what=f"apply {ref}")
+        send = self._applier(resource, obj, field_manager=field_manager, force=force, decode=False)
+        with_retries(self._slotted(lambda: _drained(send())), what=f"apply {ref}")
 
     def apply_many(self, objects: Sequence[dict[str, Any]]) -> int:
         """Apply many objects quietly and concurrently; returns the count.
@@ -507,23 +464,50 @@ class Kube:
         subresource: str | None = None,
     ) -> None:
         """A JSON merge patch, like :meth:`patch`, dropping the server's answer undecoded."""
+        send, what = self._merge_patcher(api_version, kind, name, body, namespace, subresource, decode=False)
+        with_retries(self._slotted(lambda: _drained(send())), what=what)
+
+    def _applier(
+        self, resource: Any, obj: dict[str, Any], *, field_manager: str, force: bool, decode: bool
+    ) -> Callable[[], Any]:
+        """The server-side apply request of ``obj``; ``decode=False`` leaves the answer undecoded."""
+        return partial(
+            self.dynamic.server_side_apply,
+            resource,
+            body=obj,
+            namespace=obj["metadata"].get("namespace"),
+            field_manager=field_manager,
+            force_conflicts=force,
+            serialize=decode,
+        )
+
+    def _merge_patcher(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: dict[str, Any],
+        namespace: str | None,
+        subresource: str | None,
+        *,
+        decode: bool,
+    ) -> tuple[Callable[[], Any], str]:
+        """The JSON merge patch request and what it is, for errors; ``decode=False`` leaves the
+        answer undecoded."""
         resource = self._resource(api_version, kind)
         if subresource:
             resource = resource.subresources[subresource]
-        ref = ObjectRef(api_version, kind, name, namespace)
-        patch = partial(
+        send = partial(
             self.dynamic.patch,
             resource,
             body=body,
             name=name,
             namespace=namespace,
             content_type="application/merge-patch+json",
-            serialize=False,
+            serialize=decode,
         )
-        with_retries(
-            self._slotted(lambda: _drained(patch())),
-            what=f"patch {ref}" + (f" {subresource}" if subresource else ""),
-        )
+        what = f"patch {ObjectRef(api_version, kind, name, namespace)}"
+        return send, what + (f" {subresource}" if subresource else "")
 
     def _raw_get(self, path: str, **params: Any) -> Any:
         """GET ``path``: the undecoded urllib3 response (raises ApiException on HTTP errors)."""

@@ -72,13 +72,9 @@ def healthy(uri: str) -> bool:
         return False
 
 
-@contextmanager
-def learner_mlflow(tmp: Path) -> Iterator[LearnerMlflow]:
-    """Start the server and, meanwhile, the learner's script (its imports overlap the server's)."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **QUIET, "MLFLOW_TRACKING_URI": uri}
-    cmd = [
+def server_command(tmp: Path, port: int) -> list[str]:
+    """A real `mlflow server` on loopback: sqlite and artifacts under ``tmp``, one worker."""
+    return [
         str(MLFLOW),
         "server",
         "--host=127.0.0.1",
@@ -87,6 +83,15 @@ def learner_mlflow(tmp: Path) -> Iterator[LearnerMlflow]:
         f"--backend-store-uri=sqlite:///{tmp / 'mlflow.db'}",
         f"--artifacts-destination={tmp / 'artifacts'}",
     ]
+
+
+@contextmanager
+def learner_mlflow(tmp: Path) -> Iterator[LearnerMlflow]:
+    """Start the server and, meanwhile, the learner's script (its imports overlap the server's)."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **QUIET, "MLFLOW_TRACKING_URI": uri}
+    cmd = server_command(tmp, port)
     with (tmp / "learner.log").open("wb") as learner_log, (tmp / "server.log").open("wb") as server_log:
         learner = subprocess.Popen(
             [str(PYTHON), "-m", "tests.graders.mlflow_fixtures", uri],

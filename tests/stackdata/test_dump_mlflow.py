@@ -22,7 +22,7 @@ import pytest
 
 from labctl.errors import LabctlError
 from labctl.stackdata import DumpError, MlflowSummary, dump_mlflow
-from tests.graders.mlflow_fixtures import MLFLOW, PYTHON, QUIET, REPO, STARTUP_S, healthy
+from tests.graders.mlflow_fixtures import PYTHON, QUIET, REPO, STARTUP_S, healthy, server_command
 from tests.helpers.processes import free_port, server_process
 from tests.stackdata.mlflow_learner import ARTIFACTS, LOSS, PROMPT, WEIGHTS
 
@@ -53,16 +53,7 @@ def dumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dumped]:
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     env = {**os.environ, **QUIET}
-    cmd = [
-        str(MLFLOW),
-        "server",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        "--workers=1",
-        f"--backend-store-uri=sqlite:///{tmp / 'mlflow.db'}",
-        "--serve-artifacts",
-        f"--artifacts-destination={tmp / 'artifacts'}",
-    ]
+    cmd = [*server_command(tmp, port), "--serve-artifacts"]
     with (
         (tmp / "server.log").open("wb") as log,
         server_process(cmd, ready=lambda: healthy(uri), timeout=STARTUP_S, env=env, cwd=tmp, log=log),
