@@ -251,6 +251,17 @@ def test_images_resources_and_storage_come_from_settings() -> None:
     )
 
 
+def test_stack_pods_go_where_the_node_selector_says() -> None:
+    selector = {"labctl.dev/real-node": "demo", "pool": "labs"}
+    settings = StackSettings.model_validate({"node_selector": selector})
+    assert hash(settings) == hash(
+        StackSettings.model_validate({"node_selector": dict(reversed(selector.items()))})
+    )
+    specs = dict(pod_specs(render_stacks(NS, LABELS, CREDS, settings)))
+    assert len(specs) == 4 and all(spec["nodeSelector"] == selector for spec in specs.values())
+    assert all("nodeSelector" not in spec for _, spec in pod_specs(render()))
+
+
 def test_without_persistence_there_are_no_claims() -> None:
     objects = render(persistence=False)
     assert of_kind(objects, "PersistentVolumeClaim") == {}
@@ -290,6 +301,10 @@ def test_disabled_components_are_not_rendered() -> None:
         ({"enabled": ["mlflow", "mlflow"]}, "components listed twice: mlflow"),
         ({"enabled": ["jupyter"]}, "Input should be 'mlflow'"),
         ({"run_as_user": 0}, "greater than or equal to 1"),
+        ({"node_selector": ["pool=labs"]}, "a mapping of node label to value"),
+        ({"node_selector": {"bad key": "x"}}, "'bad key' is not a label key"),
+        ({"node_selector": {"pool": "-labs"}}, "pool: '-labs' is not a label value"),
+        ({"node_selector": {"gpu": True}}, r"gpu: True is not a label value \(quote numbers"),
     ],
 )
 def test_bad_settings_are_rejected_with_a_reason(settings: dict[str, Any], message: str) -> None:

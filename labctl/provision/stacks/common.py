@@ -151,6 +151,8 @@ def pod_spec(
     }
     if service_account is not None:
         spec["serviceAccountName"] = service_account
+    if settings.node_selector:
+        spec["nodeSelector"] = dict(settings.node_selector)
     if init_containers:
         spec["initContainers"] = init_containers
     spec["containers"] = containers

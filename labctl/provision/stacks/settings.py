@@ -36,6 +36,10 @@ STACK_COMPONENTS: tuple[Component, ...] = get_args(Component)
 # A Kubernetes resource quantity ("100m", "512Mi", "1", "1.5Gi") and a Prometheus duration ("24h").
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")]
 Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(ms|s|m|h|d|w)$")]
+# A label key (optional DNS-subdomain prefix, then a name of up to 63 characters) and value.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
@@ -166,6 +170,10 @@ class StackSettings(_Settings):
     persistence: bool = True
     run_as_user: int = Field(default=10001, ge=1)
     fs_group: int = Field(default=10001, ge=1)
+    # Node labels every stack pod must match: keep the lab infrastructure on its own node pool
+    # (or, on a sim with a real node, off the kwok nodes, where pods only pretend to run).
+    # Written as a mapping; kept as sorted pairs because settings are hashed (see prometheus_config).
+    node_selector: tuple[tuple[str, str], ...] = ()
 
     @field_validator("enabled")
     @classmethod
@@ -173,6 +181,20 @@ class StackSettings(_Settings):
         if duplicates := sorted({c for c in value if value.count(c) > 1}):
             raise ValueError(f"components listed twice: {', '.join(duplicates)}")
         return value
+
+    @field_validator("node_selector", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if isinstance(value, tuple):  # already pairs (model_copy, code)
+            value = dict(value)
+        if not isinstance(value, dict):
+            raise ValueError("a mapping of node label to value, e.g. {pool: labs}")
+        for key, label in value.items():
+            if not isinstance(key, str) or not _LABEL_KEY.match(key):
+                raise ValueError(f"{key!r} is not a label key")
+            if not isinstance(label, str) or not _LABEL_VALUE.match(label):
+                raise ValueError(f"{key}: {label!r} is not a label value (quote numbers and booleans)")
+        return tuple(sorted(value.items()))
 
     def is_enabled(self, component: Component) -> bool:
         return component in self.enabled
