@@ -251,7 +251,11 @@ class Kube:
         elif before is None:
             action = "created"
         elif before["metadata"]["resourceVersion"] == result["metadata"]["resourceVersion"]:
-            action = "unchanged"  # a no-op apply does not bump resourceVersion
+            action = "unchanged"  # a no-op apply does not bump resourceVersion...
+        elif _content(before, subresource) == _content(result, subresource):
+            # ...except once after another manager wrote the object (e.g. the status of a
+            # ValidatingAdmissionPolicy): the server re-sorts managedFields and stores that.
+            action = "unchanged"
         else:
             action = "configured"
         return ApplyResult(result, action)
@@ -515,6 +519,15 @@ class Kube:
 
     def _raw_data(self, path: str, **params: Any) -> bytes:
         return bytes(self._raw_get(path, **params).data)
+
+
+def _content(obj: dict[str, Any], subresource: str | None) -> dict[str, Any]:
+    """What an apply can change: ``obj`` without its bookkeeping (managedFields, resourceVersion)
+    and, unless the status itself is applied, without the status other controllers keep writing."""
+    metadata = {k: v for k, v in obj["metadata"].items() if k not in ("managedFields", "resourceVersion")}
+    if subresource == "status":
+        return {"metadata": metadata, "status": obj.get("status")}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": metadata}
 
 
 def _drained(response: Any) -> None:

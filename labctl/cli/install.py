@@ -42,6 +42,9 @@ def install_cmd(kube: Kube, local_controller: bool, image: str, stack_settings: 
         settings = stack_settings.read_text()
     for obj in plan.render_install(controller=not local_controller, image=image, stack_settings=settings):
         click.echo(f"{_kind(obj)} {kube.apply(obj).action}")
+    if local_controller and kube.delete("apps/v1", "Deployment", plan.CONTROLLER_NAME, CONTROLLER_NAMESPACE):
+        # Two controllers would both act on every learner (kopf runs standalone, no peering).
+        click.echo(f"deployment.apps/{plan.CONTROLLER_NAME} deleted (the controller runs locally now)")
     _wait_established(kube)
     secret = plan.render_key_secret()
     if kube.get("v1", "Secret", plan.KEY_SECRET, CONTROLLER_NAMESPACE) is None:
