@@ -1,16 +1,46 @@
 #!/usr/bin/env bash
-# `make demo`: the simulated cluster and the GPU-scheduling scenario, step by step.
-# Idempotent: run it again and it starts from the same state.
+# `make demo`: the GPU-scheduling scenario and a cohort, step by step, on the simulated cluster.
+# When this machine can run a real node (root; containerd, runc, CNI plugins from Debian) the
+# cluster gets one and the learners' stacks (MLflow, object store, Prometheus, Alertmanager) and
+# the controller run there as real containers; otherwise kwok pretends to run every pod.
+# LABCTL_DEMO_REAL_NODE=no keeps to kwok. Idempotent: run it again and it starts from the same state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
+SIM=labctl  # hack/demo/stack-settings.yaml pins the stacks to this sim's real node
+IMAGES=(object-store prometheus alertmanager config-reloader mlflow controller)
+NODE_DEBS=(containerd runc containernetworking-plugins iptables iproute2)
+
+# Everything a real node needs, or the reason it cannot have one (in $why).
+why=""
+real_node_ready() {
+  if [ "${LABCTL_DEMO_REAL_NODE:-auto}" = no ]; then why="LABCTL_DEMO_REAL_NODE=no"; return 1; fi
+  if [ "$(id -u)" != 0 ]; then why="a real node needs root"; return 1; fi
+  hack/install-debian-deps "${NODE_DEBS[@]}" || { why="could not install ${NODE_DEBS[*]}"; return 1; }
+  python -m labctl.realnode build || { why="could not build kubelet, kube-proxy or CoreDNS"; return 1; }
+  labctl images build "${IMAGES[@]}" || { why="could not build the stack images"; return 1; }
+}
+
 step "Cluster: labctl sim up (real etcd, kube-apiserver, scheduler, controller-manager; kwok nodes)"
-KUBECONFIG=$(labctl sim up)
+if real_node_ready && KUBECONFIG=$(labctl sim up "$SIM" --real-node); then
+  real_node=yes
+else
+  real_node=no
+  [ -n "$why" ] || why="labctl sim up --real-node failed (above)"
+  KUBECONFIG=$(labctl sim up "$SIM")
+fi
 export KUBECONFIG
 kubectl=$(labctl toolchain which kubectl)
-echo "kubeconfig: $KUBECONFIG"
+if [ "$real_node" = yes ]; then
+  step "Images built here, loaded into the real node's containerd (no registry)"
+  labctl images load "${IMAGES[@]}" --sim "$SIM"
+  cluster="sim '$SIM': kwok nodes + the real node $SIM-node (kubelet, containerd, runc): the stacks really run"
+else
+  cluster="sim '$SIM': kwok nodes only, every pod pretends to run (no real node: $why)"
+fi
+printf '\n\033[1mUsing %s\033[0m\nkubeconfig: %s\n' "$cluster" "$KUBECONFIG"
 "$kubectl" version 2>/dev/null | sed 's/^/  /'
 
 step "Nodes and their GPUs"
@@ -43,14 +73,48 @@ step "Nodes after scheduling"
 labctl sim nodes
 
 step "A cohort: labctl install, the controller, three learners with GPU quotas"
-labctl install --local-controller
-state=$(dirname "$KUBECONFIG")
-setsid labctl controller run >"$state/demo-controller.log" 2>&1 &
-controller=$!
-trap 'kill -TERM -- -"$controller" 2>/dev/null || true' EXIT  # end its whole process group
+if [ "$real_node" = yes ]; then
+  # The controller runs in-cluster from its image; the stacks use the local images, on the real node.
+  labctl install --stack-settings hack/demo/stack-settings.yaml
+  "$kubectl" rollout status -n labctl-system deployment/labctl-controller --timeout=5m
+else
+  labctl install --local-controller
+  state=$(dirname "$KUBECONFIG")
+  setsid labctl controller run >"$state/demo-controller.log" 2>&1 &
+  controller=$!
+  trap 'kill -TERM -- -"$controller" 2>/dev/null || true' EXIT  # end its whole process group
+fi
 labctl cohort create demo-cohort --roster hack/demo/roster.csv --level advanced \
-  --labs advanced/gpu-training --quota-profile gpu --wait --timeout 3m
+  --labs advanced/gpu-training --quota-profile gpu --wait --timeout 10m
 labctl cohort status demo-cohort
+
+if [ "$real_node" = yes ]; then
+  step "Ada's stack runs for real on $SIM-node"
+  ns=$("$kubectl" get learners.labctl.dev -o jsonpath='{.items[?(@.spec.email=="ada@uni.edu")].status.namespace}')
+  "$kubectl" get pods -n "$ns" -o custom-columns='POD:.metadata.name,STATUS:.status.phase,NODE:.spec.nodeName,IP:.status.podIP'
+  forward() {  # forward VAR SERVICE PORT: VAR = a local port kubectl forwards to the service
+    local log
+    log="$(dirname "$KUBECONFIG")/demo-forward-$2.log"
+    setsid "$kubectl" port-forward -n "$ns" "svc/$2" ":$3" >"$log" 2>&1 &  # its own process group
+    forwards+=("$!")
+    for _ in $(seq 50); do
+      grep -q '^Forwarding from 127.0.0.1:' "$log" && break
+      sleep 0.2
+    done
+    printf -v "$1" '%s' "$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) .*/\1/p' "$log" | head -1)"
+  }
+  get() { python -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())' "$1"; }
+  forwards=()
+  trap 'for f in "${forwards[@]}"; do kill -TERM -- -"$f" 2>/dev/null || true; done' EXIT
+  forward mlflow mlflow 5000
+  forward prometheus prometheus 9090
+  echo "  MLflow (kubectl port-forward svc/mlflow): experiments:"
+  get "http://127.0.0.1:$mlflow/api/2.0/mlflow/experiments/search?max_results=10" |
+    python -c 'import json,sys; [print("    -", e["name"]) for e in json.load(sys.stdin)["experiments"]]'
+  echo "  Prometheus (kubectl port-forward svc/prometheus): what it scrapes:"
+  get "http://127.0.0.1:$prometheus/api/v1/targets" |
+    python -c 'import json,sys; [print("    -", t["scrapeUrl"], t["health"]) for t in json.load(sys.stdin)["data"]["activeTargets"]]'
+fi
 
 step "Learners at work, each with the kubeconfig labctl gave them"
 work=$(mktemp -d)
@@ -73,7 +137,17 @@ step "Gradebook for Canvas"
 labctl gradebook export --cohort demo-cohort --format canvas
 rm -rf "$work"
 
+real_note="" teardown_note=""
+if [ "$real_node" = yes ]; then
+  real_note="
+Each learner's MLflow, object store, Prometheus and Alertmanager run as real containers on
+$SIM-node; labctl cohort delete demo-cohort --export DIR would save their runs, models and data.
+"
+  teardown_note="   (the real node goes with it)"
+fi
 cat <<MSG
+
+Cluster: $cluster.
 
 What happened: train-resnet (3 GPUs, tolerates the GPU taint) was bound to a GPU node and
 holds its GPUs; train-bert (2 more) would exceed the namespace quota of 4, so its pod is
@@ -83,7 +157,7 @@ nvidia.com/gpu=present:NoSchedule and stays Pending; feature-api runs on CPU nod
 In the cohort, Ada's training Job was placed on a GPU node within her quota and she passed;
 Grace's pod stays Pending (no toleration), so the required check fails; Linus has no
 Job yet. Each grading is a new GradeAttempt: run the demo again and the history grows.
-
+$real_note
 Explore:  export KUBECONFIG=$KUBECONFIG;  $kubectl get pods -A -o wide;  $kubectl get grades
-Tear down: labctl sim down
+Tear down: labctl sim down$teardown_note
 MSG

@@ -21,6 +21,8 @@ from labctl.images import oci, rootfs, stack
 from labctl.images.model_server import server
 from labctl.images.names import LOCAL_IMAGES
 from labctl.provision.stacks.settings import StackImages, load_stack_settings
+from labctl.realnode.kubelet import NODE_LABEL
+from labctl.sim.spec import DEFAULT_NAME
 from tests.conftest import labctl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +114,9 @@ def test_excluded_paths() -> None:
 def test_local_image_settings_match_the_settings_file() -> None:
     settings = load_stack_settings(ROOT / "manifests" / "stack-settings" / "local-images.yaml")
     assert settings.images == StackImages.local()
+    demo = load_stack_settings(ROOT / "hack" / "demo" / "stack-settings.yaml")
+    assert demo.images == StackImages.local()
+    assert dict(demo.node_selector) == {NODE_LABEL: DEFAULT_NAME}  # the demo's sim's real node
     assert StackImages().mlflow.startswith("ghcr.io/")  # upstream defaults untouched
     assert all(name.startswith("labctl.local/") for name in StackImages.local().model_dump().values())
     controller = (ROOT / "manifests" / "controller" / "controller.yaml").read_text()
