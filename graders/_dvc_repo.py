@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ConnectTimeoutError
 from configobj import ConfigObj  # DVC's own config format; a dependency of dvc
 
-from graders.core import Context, GraderError, TransientGraderError
+from graders.core import Context, GraderError, NoRoute, TransientGraderError
 
 DVC = (sys.executable, "-m", "dvc")
 # NB: never prompt for a password (a private URL would hang the check until its deadline).
@@ -324,9 +324,13 @@ class Store:
     def __init__(self, remote: Remote, creds: Mapping[str, str], region: str, ctx: Context) -> None:
         timeout = ctx.remaining(at_most=30)
         self.remote, self.ctx = remote, ctx
+        try:
+            endpoint = ctx.reach(remote.endpoint_url) if remote.endpoint_url else None
+        except NoRoute as exc:
+            raise TransientGraderError(f"object store at {remote.endpoint_url} unreachable: {exc}") from None
         self.client = botocore.session.get_session().create_client(
             "s3",
-            endpoint_url=remote.endpoint_url,
+            endpoint_url=endpoint,
             region_name=region,
             aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],

@@ -60,8 +60,10 @@ class Session:
         if self.conn is not None:
             return self.conn
         timeout = self.ctx.remaining(at_most=self.timeout_s)
-        conn = self.conn_type(self.host, self.port, timeout=timeout)
         try:
+            reached = urlsplit(self.ctx.reach(self.url))  # feedback keeps showing self.url
+            port = reached.port or self.port
+            conn = self.conn_type(reached.hostname or self.host, port, timeout=timeout)
             conn.connect()
         except socket.gaierror:
             raise Unreachable(f"could not resolve the host {self.host!r} of {self.url}") from None

@@ -55,11 +55,11 @@ class Mlflow:
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | None:
         url = f"{self.uri}/api/2.0/mlflow/{path}"
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
         timeout = self.ctx.remaining(at_most=self.timeout_s)
         where = f"the MLflow tracking server at {self.uri}"
         try:
+            request = urllib.request.Request(self.ctx.reach(url), data=data, method=method)
+            request.add_header("Content-Type", "application/json")
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 text = response.read()
         except urllib.error.HTTPError as exc:

@@ -313,7 +313,9 @@ class Scenario:
         rows = self.traffic.draw(drifted)
         self.sent += 1
         try:
-            status, raw = request(self.p.predict_url, body=self.traffic.body(rows), timeout=self._timeout())
+            status, raw = request(
+                self.ctx.reach(self.p.predict_url), body=self.traffic.body(rows), timeout=self._timeout()
+            )
             problem = prediction_problem(status, raw, len(rows))
         except HTTP_ERRORS as exc:
             problem = f"is unreachable ({exc})"
@@ -330,7 +332,7 @@ class Scenario:
     def _monitoring(self, who: str, url: str) -> Any:
         """The JSON answer of our (or the learner's) Prometheus or Alertmanager."""
         try:
-            status, raw = request(url, timeout=self._timeout())
+            status, raw = request(self.ctx.reach(url), timeout=self._timeout())
             if status == 200:
                 return json.loads(raw)
             problem = f"answered HTTP {status}"
@@ -394,7 +396,7 @@ class Scenario:
         from prometheus_client.parser import text_string_to_metric_families
 
         try:
-            status, raw = request(url, timeout=self._timeout())
+            status, raw = request(self.ctx.reach(url), timeout=self._timeout())
         except HTTP_ERRORS as exc:
             raise Failed(f"your model server's metrics at {url} are unreachable ({exc})") from None
         try:

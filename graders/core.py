@@ -61,12 +61,24 @@ class TransientGraderError(GraderError):
     """A grader failure worth retrying: a dropped connection, a 5xx from our own API."""
 
 
+class NoRoute(ConnectionError):
+    """``Context.reach`` found no way to a Service: no such Service or port, or no ready pod
+    behind it. A ConnectionError, so checks treat it as any address that refuses connections."""
+
+
+def as_is(url: str) -> str:
+    return url
+
+
 @dataclass
 class Context:
     """Where a check runs: the learner, their namespace, a cluster connection, a deadline.
 
     ``kube`` is a :class:`labctl.kube.Kube` (typed loosely so graders import without a cluster).
-    Checks must bound every wait by :meth:`remaining`.
+    Checks must bound every wait by :meth:`remaining`, and pass every URL they connect to
+    through ``reach`` as they connect (and show the learner the URL as written): it turns a
+    Service's cluster DNS name into an address this process can connect to (a port-forward when
+    grading from outside the cluster, see labctl.grading.reach), or raises :class:`NoRoute`.
     """
 
     learner: str = ""
@@ -74,6 +86,7 @@ class Context:
     kube: Any = None
     timeout_s: float = 60.0
     started: float = field(default_factory=time.monotonic)
+    reach: Callable[[str], str] = as_is
 
     def remaining(self, at_most: float | None = None) -> float:
         """Seconds left before the check's deadline (never below 0.1), capped by ``at_most``."""

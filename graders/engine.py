@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from graders.core import (
     Status,
     TransientGraderError,
     UnknownCheck,
+    as_is,
     get,
 )
 
@@ -74,9 +75,7 @@ def run_check(call: CheckCall, context: Context, *, backoff_s: float = 0.2) -> C
     attempt = 0
     while True:
         attempt += 1
-        ctx = Context(
-            learner=context.learner, namespace=context.namespace, kube=context.kube, timeout_s=call.timeout_s
-        )
+        ctx = replace(context, timeout_s=call.timeout_s, started=time.monotonic())
         try:
             outcome = _with_deadline(partial(spec.func, ctx, params), call.timeout_s)
         except TransientGraderError as exc:
@@ -138,14 +137,15 @@ def run_jobs(
     kube: Any = None,
     concurrency: int = 16,
     on_result: Callable[[Job, CheckResult], None] | None = None,
+    reach: Callable[[str], str] = as_is,
 ) -> Iterator[tuple[Job, list[CheckResult]]]:
     """Run every job's checks with at most ``concurrency`` checks in flight; yields per job,
-    in the order given, as soon as that job's results are all in."""
+    in the order given, as soon as that job's results are all in. ``reach``: see Context."""
     jobs = list(jobs)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="grade") as pool:
         futures: list[list[Future[CheckResult]]] = []
         for job in jobs:
-            ctx = Context(learner=job.learner, namespace=job.namespace, kube=kube)
+            ctx = Context(learner=job.learner, namespace=job.namespace, kube=kube, reach=reach)
             futures.append([pool.submit(run_check, call, ctx) for call in job.calls])
         for job, pending in zip(jobs, futures, strict=True):
             results = []

@@ -17,8 +17,11 @@ from pydantic.fields import FieldInfo
 
 from graders.core import BadParams, CheckSpec, Context, Status, UnknownCheck, get, load_all
 from graders.engine import CheckCall, run_check
+from labctl.cli.common import reach_option
 from labctl.cli.output import console, emit, output_option
 from labctl.errors import UsageError
+from labctl.grading.reach import Mode as ReachMode
+from labctl.grading.reach import reaching
 from labctl.kube import Kube
 
 EXIT = {Status.PASSED: 0, Status.FAILED: 1, Status.ERROR: 3}
@@ -98,6 +101,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--points", type=float, default=1.0, show_default=True, help="Points the check is worth.")
 @click.option("--kubeconfig", default=None, help="Kubeconfig, for checks that read the cluster.")
 @click.option("--context", "kube_context", default=None, help="The kubeconfig context to use.")
+@reach_option
 @output_option
 def run_cmd(
     name: str,
@@ -107,6 +111,7 @@ def run_cmd(
     points: float,
     kubeconfig: str | None,
     kube_context: str | None,
+    reach_mode: ReachMode,
     output: str,
 ) -> None:
     """Run check NAME once and print its result."""
@@ -118,9 +123,9 @@ def run_cmd(
     kube = None
     if kubeconfig or kube_context or namespace:
         kube = Kube.connect(kubeconfig=kubeconfig, context=kube_context)
-    result = run_check(
-        CheckCall(name, params, max_points=points, timeout_s=timeout), Context(namespace=namespace, kube=kube)
-    )
+    with reaching(kube, reach_mode) as reach:
+        call = CheckCall(name, params, max_points=points, timeout_s=timeout)
+        result = run_check(call, Context(namespace=namespace, kube=kube, reach=reach))
     if output == "table":
         colour = {"passed": "green", "failed": "red", "error": "yellow"}[result.status.value]
         console.print(

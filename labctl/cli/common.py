@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
+from labctl.grading import reach
 from labctl.kube import Kube
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,3 +32,14 @@ def kube_options(func: F) -> F:
     wrapper.__click_params__ = func.__click_params__  # type: ignore[attr-defined]
     func.__click_params__ = []  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+reach_option = click.option(
+    "--reach",
+    "reach_mode",
+    type=click.Choice(reach.MODES),
+    default="auto",
+    show_default=True,
+    help="How checks connect to learners' Services: by cluster DNS (inside the cluster), or through "
+    "port-forwards made with the kubeconfig (from anywhere else). auto: cluster DNS inside a pod.",
+)

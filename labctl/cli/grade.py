@@ -17,12 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from graders.core import Status
 from labctl import cohorts
-from labctl.cli.common import kube_options
+from labctl.cli.common import kube_options, reach_option
 from labctl.cli.output import emit, err_console, output_choice, output_option
 from labctl.errors import UsageError
 from labctl.grading import records, reports
 from labctl.grading.gradebook import Assignment, export_gradebook
 from labctl.grading.plan import GradingPlan, plan_for_lab
+from labctl.grading.reach import Mode as ReachMode
+from labctl.grading.reach import reaching
 from labctl.grading.reports import LearnerGrade
 from labctl.grading.run import Graded, grade
 from labctl.kube import Kube
@@ -100,6 +102,7 @@ def write_report(grades: list[LearnerGrade], output: str, out: Path | None, titl
     "--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), help="Grading plan YAML."
 )
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@reach_option
 @output_choice(REPORT_FORMATS, help="Report format.")
 @click.option(
     "--out",
@@ -115,6 +118,7 @@ def grade_cmd(
     emails: tuple[str, ...],
     plan_file: Path | None,
     concurrency: int,
+    reach_mode: ReachMode,
     output: str,
     out: Path | None,
 ) -> None:
@@ -130,7 +134,8 @@ def grade_cmd(
         learners = [lr for lr in learners if lr["spec"]["email"].casefold() in wanted]
     total = len(learners) * len(plan.checks)
     columns = (TextColumn(f"grading {lab}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    progress = Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal)
+    with progress as bar, reaching(kube, reach_mode) as reach:
         task = bar.add_task("checks", total=total)
         graded = grade(
             kube,
@@ -139,6 +144,7 @@ def grade_cmd(
             graded_by=_identity(kube),
             concurrency=concurrency,
             progress=lambda n: bar.advance(task, n),
+            reach=reach,
         )
     write_report(as_grades(graded, plan), output, out, title=f"{cohort_name} · {lab}")
     if any(g.score.status is Status.ERROR for g in graded):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graders.core import CheckResult, Status
+from graders.core import CheckResult, Status, as_is
 from graders.engine import Job, run_jobs
 from labctl.grading import metrics
 from labctl.grading.plan import GradingPlan
@@ -52,8 +52,10 @@ def grade(
     concurrency: int = 16,
     record_attempts: bool = True,
     progress: Callable[[int], None] = lambda _n: None,
+    reach: Callable[[str], str] = as_is,
 ) -> list[Graded]:
-    """Run ``plan`` for every learner (bounded concurrency), record each attempt, return them all."""
+    """Run ``plan`` for every learner (bounded concurrency), record each attempt, return them all.
+    ``reach``: how checks connect to learners' Services (labctl.grading.reach)."""
     by_name = {lr["metadata"]["name"]: lr for lr in learners}
     jobs = [Job(name, place_of(lr)["namespace"], plan.calls(place_of(lr))) for name, lr in by_name.items()]
     planned = [c.name for c in plan.checks]
@@ -65,7 +67,7 @@ def grade(
         progress(1)
 
     graded: list[Graded] = []
-    for job, results in run_jobs(jobs, kube=kube, concurrency=concurrency, on_result=observe):
+    for job, results in run_jobs(jobs, kube=kube, concurrency=concurrency, on_result=observe, reach=reach):
         score = score_attempt(results, planned=planned, required=plan.required, pass_mark=plan.pass_mark)
         learner = by_name[job.learner]
         attempt, graded_at = 0, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from graders._endpoint_io import Reply
 from graders._endpoint_scoring import f1, judge, percentile
-from graders.core import Context, Status
+from graders.core import Context, NoRoute, Status
 from graders.endpoint import service_url
 from graders.engine import CheckCall, run_check
 from labctl.kube import KubeError
@@ -229,6 +230,48 @@ def test_unreachable_endpoint_fails_with_feedback(hidden: Any, check: str) -> No
     result = run(check, url=url, model="iris", **params)
     assert result.status is Status.FAILED
     assert result.feedback.startswith(f"connection refused at {url}: is your model server running")
+
+
+def test_checks_connect_through_the_contexts_reach_and_show_the_url_as_written(
+    servers: Any, hidden: Any
+) -> None:
+    """A Service's cluster DNS name, reached as labctl grade --reach port-forward reaches it."""
+    written = "http://model.c1-ada.svc.cluster.local:8080"
+    real = urlsplit(servers["iris"])
+
+    def reach(url: str) -> str:
+        parts = urlsplit(url)
+        return (
+            urlunsplit(parts._replace(netloc=real.netloc))
+            if parts.hostname == "model.c1-ada.svc.cluster.local"
+            else url
+        )
+
+    ok = run(
+        "endpoint.predict",
+        url=f"{written}/good",
+        model="iris",
+        data=hidden["iris"],
+        context=Context(reach=reach),
+    )
+    assert ok.status is Status.PASSED, ok.feedback
+    bad = run(
+        "endpoint.predict",
+        url=f"{written}/irsi",
+        model="iris",
+        data=hidden["iris"],
+        context=Context(reach=reach),
+    )
+    assert f"from POST {written}/irsi/v1/models/iris:predict" in bad.feedback  # not the local address
+
+    def no_route(url: str) -> str:
+        raise NoRoute("Service c1-ada/model has no ready pod behind port 8080")
+
+    result = run("endpoint.health", url=written, model="iris", context=Context(reach=no_route))
+    assert result.status is Status.FAILED  # the learner's Service: their failure, not an error
+    assert result.feedback == (
+        f"could not connect to {written}: Service c1-ada/model has no ready pod behind port 8080"
+    )
 
 
 # -- the grader's own problems are errors, not failures ------------------------------------------
