@@ -466,6 +466,42 @@ def test_the_endpoint_predict_check_scores_the_real_model_server_through_its_ser
     assert "accuracy" in outcome["feedback"], outcome
 
 
+OUTSIDE_PLAN = """
+lab: foundation/e2e-outside
+passMark: 1.0
+checks:
+  - name: served
+    check: endpoint.predict
+    params: {service: model, port: 8080, model: iris, data: HIDDEN}
+  - name: tracked
+    check: mlflow.experiment
+    params: {experiment: e2e, params: ["max_iter=500"], metrics: ["train_accuracy >= 0.9"]}
+  - name: registered
+    check: mlflow.registered_model
+    params: {model: iris, alias: champion}
+"""
+
+
+def test_labctl_grade_from_outside_the_cluster_reaches_services_through_port_forwards(
+    cohort: Cohort, served: str, logged_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """As an instructor grades from a laptop: this host has no cluster DNS, so --reach auto
+    port-forwards to the Services the checks name (model.<ns>.svc, mlflow.<ns>.svc)."""
+    hidden = tmp_path / "hidden.csv"
+    hidden.write_text(hidden_test_set())
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(OUTSIDE_PLAN.replace("HIDDEN", str(hidden)))
+    out = labctl(
+        "grade", "--cohort", NAME, "--lab", "foundation/e2e-outside", "--plan", str(plan),
+        "--learner", "ada@uni.edu", "-o", "json", "--kubeconfig", cohort.kubeconfig, env=cohort.env,
+    ).stdout  # fmt: skip
+    (graded,) = json.loads(out)
+    results = {r["check"]: r for r in graded["results"]}
+    assert graded["status"] == "passed", results
+    assert "accuracy" in results["served"]["feedback"]
+    assert results["registered"]["evidence"], results["registered"]
+
+
 def test_learners_pods_ran_as_the_learner_not_as_admin(cohort: Cohort) -> None:
     """The pods above were created with the learner's kubeconfig: it cannot touch the other namespace."""
     ada = cohort.learner("ada@uni.edu")
