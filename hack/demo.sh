@@ -20,7 +20,7 @@ real_node_ready() {
   if [ "$(id -u)" != 0 ]; then why="a real node needs root"; return 1; fi
   hack/install-debian-deps "${NODE_DEBS[@]}" || { why="could not install ${NODE_DEBS[*]}"; return 1; }
   python -m labctl.realnode build || { why="could not build kubelet, kube-proxy or CoreDNS"; return 1; }
-  labctl images build "${IMAGES[@]}" || { why="could not build the stack images"; return 1; }
+  labctl images build "${IMAGES[@]}" >/dev/null || { why="could not build the stack images"; return 1; }
 }
 
 step "Cluster: labctl sim up (real etcd, kube-apiserver, scheduler, controller-manager; kwok nodes)"
@@ -35,7 +35,7 @@ export KUBECONFIG
 kubectl=$(labctl toolchain which kubectl)
 if [ "$real_node" = yes ]; then
   step "Images built here, loaded into the real node's containerd (no registry)"
-  labctl images load "${IMAGES[@]}" --sim "$SIM"
+  labctl images load "${IMAGES[@]}" --sim "$SIM" >/dev/null
   cluster="sim '$SIM': kwok nodes + the real node $SIM-node (kubelet, containerd, runc): the stacks really run"
 else
   cluster="sim '$SIM': kwok nodes only, every pod pretends to run (no real node: $why)"
@@ -75,7 +75,7 @@ labctl sim nodes
 step "A cohort: labctl install, the controller, three learners with GPU quotas"
 if [ "$real_node" = yes ]; then
   # The controller runs in-cluster from its image; the stacks use the local images, on the real node.
-  labctl install --stack-settings hack/demo/stack-settings.yaml
+  labctl install --stack-settings hack/demo/stack-settings.yaml --node-selector "labctl.dev/real-node=$SIM"
   "$kubectl" rollout status -n labctl-system deployment/labctl-controller --timeout=5m
 else
   labctl install --local-controller

@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from labctl.cli.common import kube_options
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, UsageError
 from labctl.kube import Kube
 from labctl.provision import install as plan
 from labctl.provision.stacks import load_stack_settings
+from labctl.provision.stacks.settings import node_selector_pairs
 from labctl.provision.tenancy import CONTROLLER_NAMESPACE
 
 
@@ -33,14 +34,31 @@ def _kind(obj: dict) -> str:
     default=None,
     help="YAML file of stack settings (images, resources, storage) for the in-cluster controller.",
 )
+@click.option(
+    "--node-selector",
+    "node_labels",
+    multiple=True,
+    metavar="LABEL=VALUE",
+    help="Run the controller's pod only on nodes with this label (repeat for several).",
+)
 @kube_options
-def install_cmd(kube: Kube, local_controller: bool, image: str, stack_settings: Path | None) -> None:
+def install_cmd(
+    kube: Kube,
+    local_controller: bool,
+    image: str,
+    stack_settings: Path | None,
+    node_labels: tuple[str, ...],
+) -> None:
     """Install CRDs, the admission policy and the controller into the cluster."""
     settings = "{}\n"
     if stack_settings is not None:
         load_stack_settings(stack_settings)  # a bad file stops here, before anything is applied
         settings = stack_settings.read_text()
-    for obj in plan.render_install(controller=not local_controller, image=image, stack_settings=settings):
+    node_selector = _node_selector(node_labels)
+    objects = plan.render_install(
+        controller=not local_controller, image=image, stack_settings=settings, node_selector=node_selector
+    )
+    for obj in objects:
         click.echo(f"{_kind(obj)} {kube.apply(obj).action}")
     if local_controller and kube.delete("apps/v1", "Deployment", plan.CONTROLLER_NAME, CONTROLLER_NAMESPACE):
         # Two controllers would both act on every learner (kopf runs standalone, no peering).
@@ -52,6 +70,20 @@ def install_cmd(kube: Kube, local_controller: bool, image: str, stack_settings: 
         click.echo(f"secret/{plan.KEY_SECRET} created")
     else:
         click.echo(f"secret/{plan.KEY_SECRET} unchanged")
+
+
+def _node_selector(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--node-selector`` flags as a selector; a bad one is a usage error naming it."""
+    selector: dict[object, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--node-selector {pair!r}: expected LABEL=VALUE")
+        selector[key] = value
+    try:
+        return dict(node_selector_pairs(selector))
+    except ValueError as exc:
+        raise UsageError(f"--node-selector: {exc}") from None
 
 
 def _established(kube: Kube, name: str) -> bool:

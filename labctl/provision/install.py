@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from labctl.api.crds import crds
@@ -80,10 +81,14 @@ def render_key_secret() -> dict[str, Any]:
     }
 
 
-def render_controller(image: str = DEFAULT_IMAGE, stack_settings: str = "{}\n") -> list[dict[str, Any]]:
+def render_controller(
+    image: str = DEFAULT_IMAGE,
+    stack_settings: str = "{}\n",
+    node_selector: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """ServiceAccount, ClusterRole(+Binding), stack settings ConfigMap, Deployment and metrics
     Service of the in-cluster controller. ``stack_settings`` is the YAML text of the settings
-    (images, resources, storage): `{}` is the defaults."""
+    (images, resources, storage): `{}` is the defaults. ``node_selector``: where its pod may run."""
     ns = CONTROLLER_NAMESPACE
     meta = {"name": CONTROLLER_NAME, "namespace": ns, "labels": dict(CONTROLLER_LABELS)}
     security = {
@@ -164,6 +169,7 @@ def render_controller(image: str = DEFAULT_IMAGE, stack_settings: str = "{}\n") 
                     },
                     "spec": {
                         "serviceAccountName": CONTROLLER_NAME,
+                        **({"nodeSelector": dict(node_selector)} if node_selector else {}),
                         "containers": [container],
                         "volumes": [
                             {"name": "stack-settings", "configMap": {"name": SETTINGS_CONFIGMAP}},
@@ -190,10 +196,14 @@ def render_controller(image: str = DEFAULT_IMAGE, stack_settings: str = "{}\n") 
 
 
 def render_install(
-    *, controller: bool, image: str = DEFAULT_IMAGE, stack_settings: str = "{}\n"
+    *,
+    controller: bool,
+    image: str = DEFAULT_IMAGE,
+    stack_settings: str = "{}\n",
+    node_selector: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Everything `labctl install` applies, in order (the key Secret is handled separately)."""
     objects = [*crds(), *render_policies(), render_namespace()]
     if controller:
-        objects += render_controller(image, stack_settings)
+        objects += render_controller(image, stack_settings, node_selector)
     return objects

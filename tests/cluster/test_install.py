@@ -42,10 +42,14 @@ def test_a_second_install_changes_nothing(
     assert actions and set(actions.values()) == {"unchanged"}, actions
     assert DEPLOYMENT not in actions
 
-    first = install(test_cluster)  # now with the in-cluster controller and its settings
+    pinned = ("--node-selector", "labctl.dev/pool=infra")
+    first = install(test_cluster, *pinned)  # now with the in-cluster controller and its settings
     try:
         assert first[DEPLOYMENT] in ("created", "configured")
-        again = install(test_cluster)
+        deployment = kube.get("apps/v1", "Deployment", CONTROLLER_NAME, CONTROLLER_NAMESPACE)
+        assert deployment is not None
+        assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"labctl.dev/pool": "infra"}
+        again = install(test_cluster, *pinned)
         assert set(again.values()) == {"unchanged"}, {k: v for k, v in again.items() if v != "unchanged"}
         assert again.keys() == first.keys()
     finally:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
+from labctl.cli.install import _node_selector
+from labctl.errors import UsageError
+from labctl.provision.install import render_controller
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,3 +34,26 @@ def test_install_manifests_are_up_to_date() -> None:
         if not (ROOT / "manifests" / p).exists() or (ROOT / "manifests" / p).read_text() != text
     ]
     assert not stale, f"run hack/gen-install-manifests.py: {', '.join(stale)} out of date"
+
+
+def test_the_controller_pod_goes_where_the_node_selector_says() -> None:
+    selector = {"labctl.dev/real-node": "lab"}
+    (deployment,) = [o for o in render_controller(node_selector=selector) if o["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == selector
+    (default,) = [o for o in render_controller() if o["kind"] == "Deployment"]
+    assert "nodeSelector" not in default["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (("pool",), "--node-selector 'pool': expected LABEL=VALUE"),
+        (("bad key=x",), "--node-selector: 'bad key' is not a label key"),
+        (("pool=-x",), "--node-selector: pool: '-x' is not a label value"),
+    ],
+)
+def test_bad_node_selector_flags_are_named(flags: tuple[str, ...], problem: str) -> None:
+    with pytest.raises(UsageError) as bad:
+        _node_selector(flags)
+    assert str(bad.value).startswith(problem)
+    assert _node_selector(("b=2", "a=1")) == {"a": "1", "b": "2"}

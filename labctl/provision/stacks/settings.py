@@ -189,15 +189,20 @@ class StackSettings(_Settings):
             value = dict(value)
         if not isinstance(value, dict):
             raise ValueError("a mapping of node label to value, e.g. {pool: labs}")
-        for key, label in value.items():
-            if not isinstance(key, str) or not _LABEL_KEY.match(key):
-                raise ValueError(f"{key!r} is not a label key")
-            if not isinstance(label, str) or not _LABEL_VALUE.match(label):
-                raise ValueError(f"{key}: {label!r} is not a label value (quote numbers and booleans)")
-        return tuple(sorted(value.items()))
+        return node_selector_pairs(value)
 
     def is_enabled(self, component: Component) -> bool:
         return component in self.enabled
+
+
+def node_selector_pairs(selector: dict[object, object]) -> tuple[tuple[str, str], ...]:
+    """A node selector as sorted (label, value) pairs; a ValueError names a bad key or value."""
+    for key, label in selector.items():
+        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+            raise ValueError(f"{key!r} is not a label key")
+        if not isinstance(label, str) or not _LABEL_VALUE.match(label):
+            raise ValueError(f"{key}: {label!r} is not a label value (quote numbers and booleans)")
+    return tuple(sorted((str(k), str(v)) for k, v in selector.items()))
 
 
 def load_stack_settings(path: Path) -> StackSettings:
