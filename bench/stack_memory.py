@@ -17,9 +17,9 @@ pods    The learner's pods on a real node (run this on the node, as root): each 
         container ID; the pause process is its pod's ``(sandbox)`` row.
 
 Memory is RSS and PSS from ``/proc/<pid>/smaps_rollup``, summed over a container's process tree,
-in MiB, sampled ``--settle`` seconds after everything is ready. PSS is the figure the 400 MiB per
-learner target is about; local PSS is lower than a pod's when other processes on this machine
-map the same files (another Python, say), so RSS is the cautious local figure.
+in MiB, sampled ``--settle`` seconds after everything is ready. The 400 MiB per learner target
+is about the sum of RSS (issue 6): the cautious figure, as if nothing were shared. PSS is what
+the node really spends per learner: learners' pods share their images' files, so it is lower.
 """
 
 from __future__ import annotations
@@ -392,9 +392,12 @@ def table(local: Mapping[tuple[str, str], Memory], pods: Mapping[tuple[str, str]
     lines.append(total + (cells(sum(pods.values(), NOTHING)) if pods is not None else ""))
     for label, figures in (("local", local), ("pods", pods)):
         if figures is not None:
-            pss = sum(figures.values(), NOTHING).pss_mib
-            verdict = "within" if pss <= TARGET_MIB else "OVER"
-            lines.append(f"{label}: {pss:.0f} MiB PSS per learner, {verdict} the {TARGET_MIB:.0f} MiB target")
+            summed = sum(figures.values(), NOTHING)
+            verdict = "within" if summed.rss_mib <= TARGET_MIB else "OVER"
+            lines.append(
+                f"{label}: {summed.rss_mib:.0f} MiB RSS ({summed.pss_mib:.0f} MiB PSS) per learner, "
+                f"{verdict} the {TARGET_MIB:.0f} MiB target"
+            )
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.kube import condition_true
+from labctl.realnode.kubelet import NODE_LABEL as REAL_NODE_LABEL
 from labctl.sim.nodes import GPU_RESOURCE, POOL_LABEL
 
 ACTIVE_PHASES = ("Pending", "Running")
@@ -38,7 +39,8 @@ def node_rows(nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> list[d
         rows.append(
             {
                 "name": name,
-                "pool": labels.get(POOL_LABEL, ""),
+                # The real node is in no kwok pool: containers really run there.
+                "pool": labels.get(POOL_LABEL) or ("real" if REAL_NODE_LABEL in labels else ""),
                 "ready": condition_true(node, "Ready"),
                 "cpu": allocatable.get("cpu", ""),
                 "memory": allocatable.get("memory", ""),

@@ -160,6 +160,6 @@ def test_the_table_sums_per_learner_against_the_target(bench: ModuleType) -> Non
         "410.5",
         "409.2",
     ]
-    assert lines[-2] == "local: 225 MiB PSS per learner, within the 400 MiB target"
-    assert lines[-1] == "pods: 409 MiB PSS per learner, OVER the 400 MiB target"
+    assert lines[-2] == "local: 244 MiB RSS (225 MiB PSS) per learner, within the 400 MiB target"
+    assert lines[-1] == "pods: 410 MiB RSS (409 MiB PSS) per learner, OVER the 400 MiB target"
     assert "pod RSS" not in bench.table(local, None)
