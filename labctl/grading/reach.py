@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -83,7 +83,7 @@ class PortForwards:
             return url
         namespace, service, port, parts = found
         local = urlsplit(self._local(namespace, service, port))
-        return urlunsplit(parts._replace(scheme=parts.scheme, netloc=local.netloc))
+        return urlunsplit(parts._replace(netloc=local.netloc))
 
     def _local(self, namespace: str, service: str, port: int) -> str:
         key = (namespace, service, port)
@@ -115,7 +115,7 @@ class PortForwards:
 
 
 @contextlib.contextmanager
-def reaching(kube: Kube | None, mode: Mode) -> Any:
+def reaching(kube: Kube | None, mode: Mode) -> Iterator[Reach]:
     """The ``reach`` for a grading run in ``mode`` (auto: cluster DNS inside a pod, else
     port-forwards when there is a cluster connection)."""
     if mode == "cluster-dns" or kube is None or (mode == "auto" and in_cluster()):
