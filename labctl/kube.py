@@ -338,7 +338,9 @@ class Kube:
         ``socket(port)`` carries the bytes, ``close()`` ends it."""
         from kubernetes.stream import portforward
 
-        api = self.core()
+        # Its own ApiClient: kubernetes.stream swaps the client's call_api for a websocket call
+        # while it runs, and any other thread's request through that client would go there too.
+        api = k8s_client.CoreV1Api(k8s_client.ApiClient(self.api_client.configuration))
 
         def open_stream() -> Any:
             return portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
