@@ -247,21 +247,13 @@ def test_checks_connect_through_the_contexts_reach_and_show_the_url_as_written(
             else url
         )
 
-    ok = run(
-        "endpoint.predict",
-        url=f"{written}/good",
-        model="iris",
-        data=hidden["iris"],
-        context=Context(reach=reach),
-    )
+    def predict(mode: str) -> Any:
+        params = {"url": f"{written}/{mode}", "model": "iris", "data": hidden["iris"]}
+        return run("endpoint.predict", context=Context(reach=reach), **params)
+
+    ok = predict("good")
     assert ok.status is Status.PASSED, ok.feedback
-    bad = run(
-        "endpoint.predict",
-        url=f"{written}/irsi",
-        model="iris",
-        data=hidden["iris"],
-        context=Context(reach=reach),
-    )
+    bad = predict("irsi")
     assert f"from POST {written}/irsi/v1/models/iris:predict" in bad.feedback  # not the local address
 
     def no_route(url: str) -> str:
