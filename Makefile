@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) toolchain
 
-# Debian packages the tests run for real: Prometheus, Alertmanager and promtool.
-DEBS := prometheus prometheus-alertmanager
+# Debian packages the tests run for real: Prometheus, Alertmanager and promtool; bubblewrap
+# (bwrap) is the sandbox learner code runs in; git is what graders clone submissions with.
+DEBS := prometheus prometheus-alertmanager bubblewrap git
+# A real node: containerd, runc, CNI plugins, iptables, ip; debootstrap makes the images' base.
+NODE_DEBS := containerd runc containernetworking-plugins iptables iproute2 debootstrap
 debs:
 	hack/install-debian-deps $(DEBS)
 
@@ -46,7 +49,7 @@ test: setup debs lint
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-demo: setup
+demo: setup debs
 	PATH="$(CURDIR)/$(BIN):$$PATH" hack/demo.sh
 
 bench: setup
@@ -56,9 +59,8 @@ bench: setup
 
 # tests/e2e: a real kubelet node joins a sim and runs real pods. Needs root; the Debian packages
 # are installed only when missing. Builds kubelet, kube-proxy and the pause image first.
-E2E_DEBS := containerd runc containernetworking-plugins iptables iproute2
-e2e: setup
-	hack/install-debian-deps $(E2E_DEBS)
+e2e: setup debs
+	hack/install-debian-deps $(NODE_DEBS)
 	$(BIN)/python -m labctl.realnode build
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 

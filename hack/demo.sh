@@ -11,7 +11,7 @@ step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
 SIM=labctl  # hack/demo/stack-settings.yaml pins the stacks to this sim's real node
 IMAGES=(object-store prometheus alertmanager config-reloader mlflow controller)
-NODE_DEBS=(containerd runc containernetworking-plugins iptables iproute2)
+NODE_DEBS=(containerd runc containernetworking-plugins iptables iproute2 debootstrap)
 
 # Everything a real node needs, or the reason it cannot have one (in $why).
 why=""
