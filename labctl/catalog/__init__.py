@@ -1,0 +1,1 @@
+"""The lab catalog: the lab format (model), loading lab folders, validating and publishing them."""
