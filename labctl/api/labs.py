@@ -1,7 +1,7 @@
 """Labs as pydantic models: the lab folder's files, and the Lab and LabSession resources.
 
-``LabFile`` and ``MistakeFile`` are the single source of truth for the lab format: ``labctl lab validate`` checks
-lab files with them, ``labs/lab.schema.json`` (for editors) and the Lab CRD's schema are
+``LabFile`` and ``MistakeFile`` are the single source of truth for the lab format: ``labctl lab
+validate`` checks lab files with them, ``labs/lab.schema.json`` (for editors) and the Lab CRD's schema are
 generated from them, and the docs' catalog table is rendered from loaded labs.
 
 A lab folder::

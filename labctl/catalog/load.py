@@ -113,7 +113,7 @@ def _model(path: Path, data: Any, model: type[BaseModel], problems: list[Problem
         return model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
             problems.append(Problem(path, where, err["msg"].removeprefix("Value error, ")))
         return None
 
@@ -131,8 +131,11 @@ def _setup_objects(folder: Path, problems: list[Problem]) -> list[dict[str, Any]
                 problems.append(Problem(path, f"document {i}", "expected a Kubernetes object"))
             elif doc["metadata"].get("namespace"):
                 problems.append(
-                    Problem(path, f"document {i}.metadata.namespace", "setup objects go in the learner's "
-                            "namespace: leave namespace out")
+                    Problem(
+                        path,
+                        f"document {i}.metadata.namespace",
+                        "setup objects go in the learner's namespace: leave namespace out",
+                    )
                 )
             else:
                 objects.append(doc)
