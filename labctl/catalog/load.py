@@ -8,8 +8,10 @@ commands use: every problem, or the labs.
 
 from __future__ import annotations
 
+import difflib
 import importlib.resources
 import os
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,17 +97,84 @@ def discover(root: Path) -> list[Path]:
     return sorted(p.parent for level in LEVELS for p in (root / level).glob(f"*/{LAB_FILE}"))
 
 
-def _yaml(path: Path, problems: list[Problem]) -> Any:
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
+    """``lab.yaml: line 4: not valid YAML: ...``: the line is the field a YAML error can name."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return Problem(path, "", f"not valid YAML: {exc}".replace("\n", " "))
+    what = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
+    return Problem(path, f"line {mark.line + 1}", f"not valid YAML: {what} (column {mark.column + 1})")
+
+
+def _text(path: Path, problems: list[Problem]) -> str | None:
     try:
-        return yaml.safe_load(path.read_text())
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.append(Problem(path, "", f"cannot read: {exc.strerror}"))
-    except yaml.YAMLError as exc:
-        problems.append(Problem(path, "", f"not valid YAML: {exc}".replace("\n", " ")))
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(path, "", f"not UTF-8 text (byte {exc.start})"))
     return None
 
 
+def _yaml(path: Path, problems: list[Problem]) -> Any:
+    text = _text(path, problems)
+    if text is None:
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problems.append(_yaml_problem(path, exc))
+    return None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a field's type: ``list[Task]`` -> [Task], ``X | None`` -> [X]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Annotated,):
+        return _models_in(typing.get_args(annotation)[0])
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    """The keys the model nested at ``loc`` accepts, as written in YAML (its aliases)."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        found = [f for n, f in current.model_fields.items() if part in (n, f.alias)]
+        inner = _models_in(found[0].annotation) if found else []
+        current = inner[0] if inner else None
+    return [] if current is None else [f.alias or n for n, f in current.model_fields.items()]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """``("tasks", 0, "checks", 1, "grader")`` -> ``tasks[0].checks[1].grader``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _message(err: Any, model: type[BaseModel]) -> str:
+    loc = err["loc"]
+    if err["type"] == "extra_forbidden" and loc:
+        keys = _keys_at(model, loc[:-1])
+        return f"unknown key{did_you_mean(str(loc[-1]), keys)}" + (
+            f"; expected one of {', '.join(keys)}" if keys else ""
+        )
+    if err["type"] == "missing":
+        return "required, missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def _model(path: Path, data: Any, model: type[BaseModel], problems: list[Problem]) -> Any:
+    if data is None:
+        problems.append(Problem(path, "", "empty: expected a mapping"))
+        return None
     if not isinstance(data, dict):
         problems.append(Problem(path, "", f"expected a mapping, got {type(data).__name__}"))
         return None
@@ -113,22 +182,32 @@ def _model(path: Path, data: Any, model: type[BaseModel], problems: list[Problem
         return model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-            problems.append(Problem(path, where, err["msg"].removeprefix("Value error, ")))
+            problems.append(Problem(path, field_path(err["loc"]), _message(err, model)))
         return None
 
 
 def _setup_objects(folder: Path, problems: list[Problem]) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for path in sorted((folder / "setup").glob("*.yaml")):
+        text = _text(path, problems)
+        if text is None:
+            continue
         try:
-            docs = list(yaml.safe_load_all(path.read_text()))
+            docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
-            problems.append(Problem(path, "", f"not valid YAML: {exc}".replace("\n", " ")))
+            problems.append(_yaml_problem(path, exc))
             continue
         for i, doc in enumerate(d for d in docs if d is not None):
-            if not isinstance(doc, dict) or not {"apiVersion", "kind", "metadata"} <= doc.keys():
-                problems.append(Problem(path, f"document {i}", "expected a Kubernetes object"))
+            if (
+                not isinstance(doc, dict)
+                or not {"apiVersion", "kind", "metadata"} <= doc.keys()
+                or not isinstance(doc["metadata"], dict)
+            ):
+                problems.append(
+                    Problem(
+                        path, f"document {i}", "expected a Kubernetes object (apiVersion, kind, metadata)"
+                    )
+                )
             elif doc["metadata"].get("namespace"):
                 problems.append(
                     Problem(
@@ -169,12 +248,14 @@ def read_folder(folder: Path) -> tuple[LabFolder | None, list[Problem]]:
     if lab is None:
         return None, problems
     for i, name in enumerate(lab.hidden):
-        if "/" in name or not (folder / "hidden" / name).is_file():
+        if "/" in name or name in ("", ".", ".."):
+            problems.append(
+                Problem(lab_path, f"hidden[{i}]", f"{name!r}: a file name directly under hidden/")
+            )
+        elif not (folder / "hidden" / name).is_file():
             problems.append(Problem(lab_path, f"hidden[{i}]", f"no file hidden/{name} in {folder}"))
-    return (
-        LabFolder(folder, lab, readme.read_text() if readme.is_file() else "", tuple(setup), tuple(mistakes)),
-        problems,
-    )
+    text = (_text(readme, problems) or "") if readme.is_file() else ""
+    return LabFolder(folder, lab, text, tuple(setup), tuple(mistakes)), problems
 
 
 def load_catalog(where: Iterable[Path] | None = None) -> list[LabFolder]:

@@ -3,7 +3,9 @@
 Plans live beside the lab (``labs/<level>/<lab>/grading.yaml``) or are given with ``--plan``.
 Everything is validated when the plan is loaded — unknown checks, wrong parameter types,
 duplicate names — so a bad plan stops before a single learner is graded. String parameters
-may name the learner's place: ``{namespace}``, ``{learner}``, ``{email}``, ``{cohort}``.
+may name the learner's place: ``{namespace}``, ``{learner}``, ``{email}``, ``{cohort}``; a lab's
+checks also ``{hidden}`` (the folder of the lab's hidden data on the grader's side),
+``{session_start}`` (ISO-8601 UTC) and ``{seed}`` (the learner's seed for the lab).
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from labctl.api.v1alpha1 import LabId
 from labctl.errors import UsageError
 from labctl.modelfiles import load_model
 
-PLACEHOLDERS = frozenset({"namespace", "learner", "email", "cohort"})
+PLACEHOLDERS = frozenset({"namespace", "learner", "email", "cohort", "hidden", "session_start", "seed"})
+# A made-up learner, to check that parameters parse once filled in, before anyone is graded.
+SAMPLE_PLACE = {
+    "namespace": "ns",
+    "learner": "ns",
+    "email": "a@b.c",
+    "cohort": "c",
+    "hidden": "/hidden",
+    "session_start": "2025-01-01T00:00:00Z",
+    "seed": "12345",
+}
 LABS_ROOT = Path(__file__).resolve().parents[2] / "labs"
 
 
@@ -56,10 +68,9 @@ class GradingPlan(_Model):
 
     @model_validator(mode="after")
     def _checks_exist_and_params_fit(self) -> GradingPlan:
-        sample = {"namespace": "ns", "learner": "ns", "email": "a@b.c", "cohort": "c"}
         for i, item in enumerate(self.checks):
             try:
-                get(item.check).parse(fill(item.params, sample))
+                get(item.check).parse(fill(item.params, SAMPLE_PLACE))
             except (UnknownCheck, BadParams, KeyError) as exc:
                 raise ValueError(f"checks[{i}] ({item.name}): {exc}") from None
         return self
