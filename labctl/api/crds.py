@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from labctl.api import v1alpha1
+from labctl.api import labs, v1alpha1
 from labctl.api.schema import structural
 from labctl.names import GROUP
 
@@ -22,6 +22,8 @@ def _crd(
     spec: type[BaseModel],
     status: type[BaseModel] | None,
     columns: list[dict[str, str]],
+    *,
+    scope: str = "Cluster",
 ) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -29,7 +31,7 @@ def _crd(
         "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "labctl"}},
         "spec": {
             "group": GROUP,
-            "scope": "Cluster",
+            "scope": scope,
             "names": {
                 "kind": kind,
                 "listKind": f"{kind}List",
@@ -111,5 +113,33 @@ def crds() -> list[dict[str, Any]]:
                 {"name": "Score", "type": "number", "jsonPath": ".spec.score"},
                 {"name": "Max", "type": "number", "jsonPath": ".spec.maxScore"},
             ],
+        ),
+        _crd(
+            "Lab",
+            "labs",
+            [],
+            labs.LabSpec,
+            None,  # a published version is immutable (admission): spec only
+            [
+                {"name": "Lab", "type": "string", "jsonPath": ".spec.id"},
+                {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
+                {"name": "Title", "type": "string", "jsonPath": ".spec.definition.title"},
+            ],
+        ),
+        _crd(
+            "LabSession",
+            "labsessions",
+            ["lsn"],
+            labs.LabSessionSpec,
+            labs.LabSessionStatus,
+            [
+                {"name": "Lab", "type": "string", "jsonPath": ".spec.lab"},
+                {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
+                {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                {"name": "Score", "type": "number", "jsonPath": ".status.score"},
+                {"name": "Max", "type": "number", "jsonPath": ".status.maxScore"},
+                {"name": "Expires", "type": "date", "jsonPath": ".status.expiresAt"},
+            ],
+            scope="Namespaced",
         ),
     ]

@@ -43,6 +43,10 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "additionalProperties" and value is False:
             continue  # not structural; the API server prunes unknown fields instead
+        if key == "additionalProperties" and value is True:
+            # Free-form (a check's params, a setup object): kept as written, not pruned.
+            out["x-kubernetes-preserve-unknown-fields"] = True
+            continue
         if key == "const":
             out["enum"] = [value]
             continue

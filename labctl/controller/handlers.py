@@ -20,6 +20,7 @@ from labctl.controller import metrics, reconcile, statuses
 from labctl.controller.memo import Memo
 from labctl.controller.refresh import Seen
 from labctl.names import GROUP
+from labctl.sessions.reconcile import NotYet, expire_if_due, reconcile_session
 
 RETRY_S = 3.0  # a failed reconcile is retried this soon (kopf's default is a minute)
 
@@ -155,3 +156,21 @@ def learner_deleted(name: str, memo: Memo, **_: Any) -> None:
         return
     memo.kube.delete("v1", "Namespace", name)
     raise kopf.TemporaryError(f"waiting for namespace {name} to be deleted", delay=2)
+
+
+# Lab sessions: learners write the spec (start, check, reset, stop); one reconcile answers.
+@kopf.on.resume(GROUP, VERSION, "labsessions", backoff=RETRY_S)
+@kopf.on.create(GROUP, VERSION, "labsessions", backoff=RETRY_S)
+@kopf.on.update(GROUP, VERSION, "labsessions", field="spec", backoff=RETRY_S)
+def session_changed(body: kopf.Body, memo: Memo, **_: Any) -> None:
+    with metrics.measured("labsession"):
+        try:
+            reconcile_session(memo.kube, dict(body), reach=memo.reach)
+        except NotYet as exc:
+            raise kopf.TemporaryError(str(exc), delay=RETRY_S) from None
+
+
+@kopf.timer(GROUP, VERSION, "labsessions", interval=30, initial_delay=30)
+def session_clock(body: kopf.Body, memo: Memo, **_: Any) -> None:
+    """Sessions end at their lab's duration: the clock marks them, and does nothing else."""
+    expire_if_due(memo.kube, dict(body))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import kopf
 
 from labctl.controller.refresh import Seen, StatusWriter
 from labctl.controller.stacks import StackWatch
+from labctl.grading.reach import PortForwards, in_cluster
 from labctl.kube import Kube
 from labctl.provision.stacks import StackSettings
 
@@ -64,10 +65,13 @@ class Memo:
     status: StatusWriter = field(init=False)  # status writes, apart from reconciles
     stacks: StackWatch = field(init=False)  # stack Deployments' readiness, from a watch of our own
     learners: Learners = field(init=False, default_factory=Learners)
+    # How lab checks reach learners' Services: cluster DNS in a pod, else port-forwards.
+    reach: Callable[[str], str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = StatusWriter(self.kube)
         self.stacks = StackWatch(self.kube)
+        self.reach = (lambda url: url) if in_cluster() else PortForwards(self.kube)
 
     def connection_info(self) -> kopf.ConnectionInfo:
         """kopf's own connection, from the same kubeconfig/context labctl was given."""

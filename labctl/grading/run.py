@@ -53,11 +53,13 @@ def grade(
     record_attempts: bool = True,
     progress: Callable[[int], None] = lambda _n: None,
     reach: Callable[[str], str] = as_is,
+    places: Callable[[dict[str, Any]], dict[str, str]] = place_of,
 ) -> list[Graded]:
     """Run ``plan`` for every learner (bounded concurrency), record each attempt, return them all.
-    ``reach``: how checks connect to learners' Services (labctl.grading.reach)."""
+    ``reach``: how checks connect to learners' Services (labctl.grading.reach); ``places``: what
+    the plan's placeholders become for a learner (a published lab's add hidden data, seeds...)."""
     by_name = {lr["metadata"]["name"]: lr for lr in learners}
-    jobs = [Job(name, place_of(lr)["namespace"], plan.calls(place_of(lr))) for name, lr in by_name.items()]
+    jobs = [Job(name, places(lr)["namespace"], plan.calls(places(lr))) for name, lr in by_name.items()]
     planned = [c.name for c in plan.checks]
     metrics.GRADING_RUNS.labels(plan.lab).inc()
 

@@ -32,10 +32,14 @@ def controller_rules() -> list[dict[str, Any]]:
     """Least privilege for the controller. It must hold every right it grants learners
     (RBAC forbids granting what you do not have), and what it needs to build namespaces."""
     return [
-        {"apiGroups": ["labctl.dev"], "resources": ["cohorts", "learners"], "verbs": ALL_VERBS},
         {
             "apiGroups": ["labctl.dev"],
-            "resources": ["cohorts/status", "learners/status"],
+            "resources": ["cohorts", "learners", "labs", "labsessions", "gradeattempts"],
+            "verbs": ALL_VERBS,
+        },
+        {
+            "apiGroups": ["labctl.dev"],
+            "resources": ["cohorts/status", "learners/status", "labsessions/status"],
             "verbs": ["get", "update", "patch"],
         },
         {
@@ -195,6 +199,37 @@ def render_controller(
     ]
 
 
+CATALOG_READER = "labctl-catalog-reader"
+
+
+def render_catalog_reader() -> list[dict[str, Any]]:
+    """Anyone signed in may read the published labs (learners list and show them): a Lab holds
+    what a learner may see; solutions and hidden data are never in it."""
+    meta = {"name": CATALOG_READER, "labels": dict(PART_OF)}
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta,
+            "rules": [{"apiGroups": ["labctl.dev"], "resources": ["labs"], "verbs": READ_VERBS}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": CATALOG_READER,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"},
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:serviceaccounts"},
+            ],
+        },
+    ]
+
+
 def render_install(
     *,
     controller: bool,
@@ -203,7 +238,7 @@ def render_install(
     node_selector: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Everything `labctl install` applies, in order (the key Secret is handled separately)."""
-    objects = [*crds(), *render_policies(), render_namespace()]
+    objects = [*crds(), *render_policies(), render_namespace(), *render_catalog_reader()]
     if controller:
         objects += render_controller(image, stack_settings, node_selector)
     return objects

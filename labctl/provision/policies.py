@@ -16,6 +16,8 @@ from labctl.provision.tenancy import ROLE_LABEL
 
 POLICY_NAME = "labctl-protect-managed-objects"
 GRADES_POLICY_NAME = "labctl-grades-append-only"
+LABS_POLICY_NAME = "labctl-labs-immutable"
+SESSIONS_POLICY_NAME = "labctl-lab-sessions"
 
 _MANAGED = (
     "has({o}.metadata.labels) && 'app.kubernetes.io/managed-by' in {o}.metadata.labels && "
@@ -56,6 +58,66 @@ def _denying(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
             "spec": {"policyName": name, "validationActions": ["Deny"]},
         },
     ]
+
+
+_LEARNER = (
+    "has(request.namespace) && request.namespace != '' && "
+    "request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':')"
+)
+
+
+def _labs_immutable() -> dict[str, Any]:
+    """A published lab version never changes, whoever asks: a session keeps what it started with."""
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {"apiGroups": [GROUP], "apiVersions": ["*"], "resources": ["labs"], "operations": ["UPDATE"]}
+            ],
+        },
+        "validations": [
+            {
+                "expression": "object.spec == oldObject.spec",
+                "messageExpression": "'lab ' + request.name + ' is a published version and cannot be "
+                "changed: publish a new version (bump version in lab.yaml)'",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+
+
+def _sessions() -> dict[str, Any]:
+    """A session's lab and version are fixed at start; only instructors may override the gates."""
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": ["*"],
+                    "resources": ["labsessions"],
+                    "operations": ["CREATE", "UPDATE"],
+                }
+            ],
+        },
+        "variables": [{"name": "learner", "expression": _LEARNER}],
+        "validations": [
+            {
+                "expression": "oldObject == null || "
+                "(object.spec.lab == oldObject.spec.lab && object.spec.version == oldObject.spec.version)",
+                "messageExpression": "'lab session ' + request.name + ' keeps the lab and version it started "
+                "with: stop it and start the lab again'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": "!variables.learner || !has(object.spec.override) || !object.spec.override || "
+                "(oldObject != null && has(oldObject.spec.override) && oldObject.spec.override)",
+                "message": "only an instructor can start a lab past its level or prerequisites "
+                "(labctl lab start --learner EMAIL --override)",
+                "reason": "Forbidden",
+            },
+        ],
+    }
 
 
 def render_policies() -> list[dict[str, Any]]:
@@ -120,4 +182,9 @@ def render_policies() -> list[dict[str, Any]]:
             }
         ],
     }
-    return [*_denying(POLICY_NAME, protect), *_denying(GRADES_POLICY_NAME, append_only)]
+    return [
+        *_denying(POLICY_NAME, protect),
+        *_denying(GRADES_POLICY_NAME, append_only),
+        *_denying(LABS_POLICY_NAME, _labs_immutable()),
+        *_denying(SESSIONS_POLICY_NAME, _sessions()),
+    ]

@@ -69,6 +69,9 @@ LEARNER_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"], "verbs": ALL_VERBS},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ALL_VERBS},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": READ_VERBS},
+    # Their lab sessions: they start, check, reset and stop labs by writing the spec; the status
+    # (results, score) is the controller's alone (no labsessions/status here).
+    {"apiGroups": [GROUP], "resources": ["labsessions"], "verbs": ALL_VERBS},
 ]
 
 

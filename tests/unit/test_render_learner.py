@@ -69,7 +69,9 @@ def test_learner_objects_are_labelled_owned_and_guarded() -> None:
 def test_learner_role_never_grants_rbac_quota_or_labctl() -> None:
     for rule in LEARNER_RULES:
         assert "rbac.authorization.k8s.io" not in rule["apiGroups"]
-        assert "labctl.dev" not in rule["apiGroups"]
+        if "labctl.dev" in rule["apiGroups"]:
+            # Their own lab sessions' spec only: never a status, a grade, a cohort, a learner, a lab.
+            assert rule["apiGroups"] == ["labctl.dev"] and rule["resources"] == ["labsessions"]
         assert "*" not in rule["apiGroups"] and "*" not in rule["resources"] and "*" not in rule["verbs"]
         if {"resourcequotas", "limitranges"} & set(rule["resources"]):
             assert set(rule["verbs"]) <= {"get", "list", "watch"}
@@ -103,14 +105,18 @@ def test_crds_are_structural() -> None:
             if "properties" in node:
                 assert node.get("type") == "object"
                 assert node.get("additionalProperties") is None
-            for value in node.values():
-                walk(value)
+                for prop in node["properties"].values():  # keys there are field names ("title" too)
+                    walk(prop)
+            for key, value in node.items():
+                if key != "properties":
+                    walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
 
     for crd in crds():
         walk(crd["spec"]["versions"][0]["schema"])
-        # Cohorts and learners report status; a grade attempt is a record with none to report.
-        expected = {} if crd["spec"]["names"]["kind"] == "GradeAttempt" else {"status": {}}
+        # Cohorts, learners and sessions report status; a grade attempt and a published lab
+        # version are records with none to report.
+        expected = {} if crd["spec"]["names"]["kind"] in ("GradeAttempt", "Lab") else {"status": {}}
         assert crd["spec"]["versions"][0]["subresources"] == expected

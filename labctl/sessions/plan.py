@@ -1,0 +1,65 @@
+"""A published lab as a grading plan, and what its placeholders become for one learner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from labctl.api.labs import LabSpec
+from labctl.grading.plan import GradingPlan, PlannedCheck
+from labctl.sessions.gates import seed
+
+
+def plan_of(spec: LabSpec) -> GradingPlan:
+    """The lab's checks, in task order, as the grading engine runs them.
+
+    Built without GradingPlan's own parameter validation: a published lab was validated whole
+    by ``labctl lab publish`` (its ``{hidden}`` files only exist on the grader's side, at run time);
+    the engine still parses each check's parameters before it runs and reports bad ones as errors."""
+    lab = spec.definition
+    checks = tuple(
+        PlannedCheck(
+            name=c.name,
+            check=c.grader,
+            points=c.points,
+            required=c.required,
+            timeout_seconds=c.timeout_seconds,
+            retries=c.retries,
+            params=c.params,
+        )
+        for c in lab.checks
+    )
+    return GradingPlan.model_construct(lab=lab.id, pass_mark=lab.pass_mark, checks=list(checks))
+
+
+def place_of(
+    learner: dict[str, Any], lab_id: str, *, hidden: Path | None, session_start: dt.datetime | None
+) -> dict[str, str]:
+    """Every placeholder a lab's check parameters may use, for this learner."""
+    name = learner["metadata"]["name"]
+    return {
+        "namespace": (learner.get("status") or {}).get("namespace") or name,
+        "learner": name,
+        "email": learner["spec"]["email"],
+        "cohort": learner["spec"]["cohort"],
+        "hidden": str(hidden) if hidden else "",
+        "session_start": (session_start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).isoformat(),
+        "seed": str(seed(name, lab_id)),
+    }
+
+
+@contextmanager
+def hidden_dir(files: dict[str, bytes]) -> Iterator[Path]:
+    """The lab's hidden files in a private temporary folder for one grading, removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="labctl-hidden-"))  # mode 0700
+    try:
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
