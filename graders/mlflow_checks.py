@@ -24,10 +24,11 @@ import difflib
 import operator
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from graders._mlflow_rest import Mlflow
 from graders.core import Context, Outcome, Params, check
@@ -93,6 +94,32 @@ class KeyRule(Params):
         return self.key if self.value is None else f"{self.key}={self.value}"
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (what ``{session_start}`` is, and MLflow's timestamps)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+# An ISO-8601 time (labs pass "{session_start}"): what is graded must be newer than it.
+Since = Annotated[datetime | None, AfterValidator(_utc)]
+
+
+def millis(moment: datetime) -> int:
+    """``moment`` as MLflow stamps times: milliseconds since the epoch."""
+    return int(moment.timestamp() * 1000)
+
+
+def iso(ms: int | float | str) -> str:
+    """An MLflow timestamp (ms) as ISO-8601 UTC to the second, as feedback shows it."""
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_recent(ms: int | float | str | None, since: datetime | None) -> bool:
+    """Whether a timestamp is at or after ``since`` (always, without one; never, without a stamp)."""
+    return since is None or (ms is not None and int(ms) >= millis(since))
+
+
 class TrackingParams(Params):
     """Where the learner's MLflow is; ``{namespace}`` becomes the learner's namespace."""
 
@@ -117,6 +144,7 @@ class ExperimentParams(TrackingParams):
     best_by: str | None = None  # the metric that ranks runs; default: the first of `metrics`
     best_is: Literal["max", "min"] | None = None  # default: as that rule's op says (>= is max)
     artifacts: list[str] = Field(default_factory=list)  # paths on the best run
+    since: Since = None  # only runs started at or after this count
 
     @field_validator("artifacts")
     @classmethod
@@ -138,6 +166,7 @@ class RegisteredModelParams(TrackingParams):
     tag_hints: dict[str, str] = Field(default_factory=dict)  # what a tag means, for the feedback
     run_metrics: list[MetricRule] = Field(default_factory=list)  # on the version's source run
     require_run: bool = True  # the version must come from a run that still exists
+    since: Since = None  # the judged version must have been created at or after this
 
     @model_validator(mode="after")
     def _one_selector(self) -> RegisteredModelParams:
@@ -243,12 +272,19 @@ def experiment(ctx: Context, params: ExperimentParams) -> Outcome:
         return Outcome(False, f"Experiment '{name}' was deleted; restore it or create it again.", evidence)
 
     search = {"experiment_ids": [exp["experiment_id"]], "max_results": 1000, "run_view_type": "ACTIVE_ONLY"}
-    runs = list(api.pages("POST", "runs/search", search, "runs"))
+    runs: list[dict[str, Any]] = []
+    older: list[dict[str, Any]] = []
+    for run in api.pages("POST", "runs/search", search, "runs"):
+        (runs if is_recent(run["info"].get("start_time"), params.since) else older).append(run)
     finished = [r for r in runs if r["info"].get("status") == "FINISHED"]
     evidence.update(finished_runs=len(finished), other_runs=len(runs) - len(finished))
+    if params.since is not None:
+        evidence.update(since=params.since.isoformat(), older_runs=len(older))
     rules: list[MetricRule | KeyRule] = [*params.params, *params.metrics]
     needed = max(params.min_runs, 1 if rules or params.artifacts else 0)  # something to judge
-    problems = [] if len(finished) >= needed else [_too_few_runs(name, len(finished), len(runs), needed)]
+    problems = []
+    if len(finished) < needed:
+        problems.append(_too_few_runs(name, len(finished), len(runs), needed, params.since, len(older)))
     by, maximise = _ranking(params)
     best = best_run(finished, by, maximise=maximise)
     if best is not None:
@@ -286,11 +322,21 @@ def _missing_experiment(api: Mlflow, name: str) -> str:
     return f"experiment '{name}' does not exist on your MLflow server{hint}"
 
 
-def _too_few_runs(name: str, finished: int, runs: int, needed: int) -> str:
-    text = f"experiment '{name}' has {_plural(finished, 'finished run')}; {_at_least(needed)}"
+def _too_few_runs(
+    name: str, finished: int, runs: int, needed: int, since: datetime | None = None, older: int = 0
+) -> str:
+    when = f" started since {since_text(since)}" if since is not None else ""
+    text = f"experiment '{name}' has {_plural(finished, 'finished run')}{when}; {_at_least(needed)}"
+    notes = []
     if runs > finished:
-        text += f" ({runs - finished} more {_are(runs - finished)} still running, failed or killed)"
-    return text
+        notes.append(f"{runs - finished} more {_are(runs - finished)} still running, failed or killed")
+    if older:
+        notes.append(f"{_plural(older, 'older run')} {'does' if older == 1 else 'do'} not count")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def since_text(since: datetime) -> str:
+    return since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _every_run_problems(runs: list[dict[str, Any]], rules: list[MetricRule | KeyRule]) -> list[str]:
@@ -311,7 +357,7 @@ def _artifact_problems(
     """Paths missing from ``run``: among its artifacts, or inside a model it logged (MLflow 3 keeps
     ``log_model(name="model")`` apart from the run's artifacts, as a logged model named "model")."""
     run_id = run["info"]["run_id"]
-    models = _logged_models(api, run)
+    models = logged_models(api, run)
     missing = []
     for path in paths:
         head, _, rest = path.partition("/")
@@ -329,7 +375,7 @@ def _artifact_problems(
     ]
 
 
-def _logged_models(api: Mlflow, run: dict[str, Any]) -> dict[str, str]:
+def logged_models(api: Mlflow, run: dict[str, Any]) -> dict[str, str]:
     """Name -> id of the models ``run`` logged (its MLflow 3 outputs)."""
     models: dict[str, str] = {}
     for output in run.get("outputs", {}).get("model_outputs", []):
@@ -427,6 +473,11 @@ def _version_problems(
     problems = []
     if version.get("status", "READY") != "READY":
         problems.append(f"{label} of model '{params.model}' is {version['status']}, not READY")
+    if params.since is not None:
+        created = version.get("creation_timestamp")
+        evidence.update(since=params.since.isoformat(), version_created=iso(created) if created else None)
+        if not is_recent(created, params.since):
+            problems.append(stale_version(params.model, number, created, params.since))
     problems += [
         f"{label} has no tag {tag}{_hint(params, tag)}" for tag in params.required_tags if tag not in tags
     ]
@@ -449,6 +500,14 @@ def _version_problems(
             wanted = f"expected {run_params[param]!r}, the param {param} of its source run"
             problems += _tag_problem(params, label, tag, tags.get(tag), wanted, run_params[param])
     return problems
+
+
+def stale_version(model: str, number: int, created: int | str | None, since: datetime) -> str:
+    when = f"was registered at {iso(created)}" if created else "has no creation time"
+    return (
+        f"version {number} of model '{model}' {when}, before {since_text(since)}:"
+        " register a model you trained since then"
+    )
 
 
 def _tag_problem(
