@@ -23,9 +23,10 @@ IDLE_S = 300.0  # a relay with no traffic this long is closed, as kubelet stream
 
 
 @contextlib.contextmanager
-def forwarded(kube: Kube, namespace: str, pod: str, port: int) -> Iterator[str]:
-    """``http://127.0.0.1:<local port>`` reaching ``pod``:``port`` while the block runs."""
-    listener = socket.create_server(("127.0.0.1", 0))
+def forwarded(kube: Kube, namespace: str, pod: str, port: int, *, local_port: int = 0) -> Iterator[str]:
+    """``http://127.0.0.1:<local port>`` reaching ``pod``:``port`` while the block runs (a free
+    local port unless ``local_port`` names one, as ``kubectl port-forward 5000:5000`` does)."""
+    listener = socket.create_server(("127.0.0.1", local_port))
     local_port = listener.getsockname()[1]
     done = threading.Event()
 

@@ -1,4 +1,4 @@
-"""``labctl lab submit``: hand in a repository-based lab (a git bundle of HEAD)."""
+"""``labctl lab``: the learner's journey, the lab author's tools, and ``submit`` (a git bundle of HEAD)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from labctl.api.v1alpha1 import LAB_ID_PATTERN
+from labctl.cli import lab_author, lab_learner, lab_publish
 from labctl.cli.common import kube_options
 from labctl.cli.output import err_console, output_choice
 from labctl.errors import UsageError
@@ -18,7 +19,11 @@ from labctl.submissions import store_of, submit
 
 @click.group()
 def lab() -> None:
-    """Labs: hand in your work."""
+    """Labs: list, start, check and submit your work; validate, publish and test labs."""
+
+
+for _command in [*lab_learner.COMMANDS, lab_author.validate_cmd, lab_publish.publish_cmd]:
+    lab.add_command(_command)
 
 
 @lab.command("submit")

@@ -71,8 +71,9 @@ class PortForwards:
     """URLs naming Services by cluster DNS -> local port-forwards, one per (namespace, service,
     port), kept open until :meth:`close`. Callable: the ``reach`` of a grading run."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, *, fixed_ports: bool = False) -> None:
         self.kube = kube
+        self.fixed_ports = fixed_ports  # listen on the Service's own port number (labctl lab connect)
         self._open: dict[tuple[str, str, int], str] = {}
         self._lock = threading.Lock()
         self._forwards = contextlib.ExitStack()
@@ -90,7 +91,10 @@ class PortForwards:
         with self._lock:  # checks run in threads; one forward per Service port
             if key not in self._open:
                 pod, pod_port = self._target(namespace, service, port)
-                self._open[key] = self._forwards.enter_context(forwarded(self.kube, namespace, pod, pod_port))
+                local = port if self.fixed_ports else 0
+                self._open[key] = self._forwards.enter_context(
+                    forwarded(self.kube, namespace, pod, pod_port, local_port=local)
+                )
             return self._open[key]
 
     def _target(self, namespace: str, service: str, port: int) -> tuple[str, int]:

@@ -69,6 +69,8 @@ LEARNER_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"], "verbs": ALL_VERBS},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ALL_VERBS},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": READ_VERBS},
+    # Which pod serves a Service: `labctl lab connect` port-forwards their stacks as kubectl would.
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ_VERBS},
     # Their lab sessions: they start, check, reset and stop labs by writing the spec; the status
     # (results, score) is the controller's alone (no labsessions/status here).
     {"apiGroups": [GROUP], "resources": ["labsessions"], "verbs": ALL_VERBS},

@@ -1,0 +1,35 @@
+"""``labctl lab publish [PATH...]``: validate labs whole, then put them into the cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from labctl.catalog.load import roots
+from labctl.catalog.publish import publish
+from labctl.catalog.validate import validate
+from labctl.cli.common import kube_options
+from labctl.cli.output import emit, output_option
+from labctl.errors import UsageError
+from labctl.kube import Kube
+
+
+def validated(paths: tuple[Path, ...]) -> list:  # type: ignore[type-arg]
+    """The labs under ``paths`` (default: the built-in catalog and $LABCTL_LABS_PATH), or every
+    problem as a UsageError: nothing is published from a broken catalog."""
+    labs, problems = validate(list(paths) or roots())
+    if problems:
+        raise UsageError("\n".join(map(str, problems)) + f"\n{len(problems)} problem(s): nothing published")
+    return labs
+
+
+@click.command("publish")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@output_option
+@kube_options
+def publish_cmd(kube: Kube, paths: tuple[Path, ...], output: str) -> None:
+    """Publish labs (default: the built-in catalog): each version once, hidden data kept from learners."""
+    labs = validated(paths)
+    done = publish(kube, labs)
+    emit([{"lab": name, "action": action} for name, action in done], output=output, columns=["lab", "action"])

@@ -1,0 +1,110 @@
+"""The CLI's side of a lab session: write the learner's wish into the spec, wait for the answer.
+
+Everything here works with a learner's own kubeconfig: it creates and patches their LabSession
+(spec only) and reads its status; the controller does the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from labctl.api.labs import LabSessionStatus, LabSpec, session_name
+from labctl.api.v1alpha1 import API_VERSION
+from labctl.catalog.publish import latest
+from labctl.errors import LabctlError, UsageError
+from labctl.kube import Kube, KubeError
+
+KIND = "LabSession"
+SETTLED = ("Refused", "Ready", "Passed", "Failed", "Expired", "Stopped")
+
+
+def get(kube: Kube, namespace: str, lab_id: str) -> dict[str, Any] | None:
+    return kube.get(API_VERSION, KIND, session_name(lab_id), namespace)
+
+
+def status_of(obj: dict[str, Any]) -> LabSessionStatus:
+    return LabSessionStatus.model_validate(obj.get("status") or {})
+
+
+def published_lab(kube: Kube, lab_id: str) -> LabSpec:
+    spec = latest(kube, lab_id)
+    if spec is None:
+        raise UsageError(f"lab {lab_id!r} is not published in this cluster (labctl lab list shows what is)")
+    return spec
+
+
+def _forbidden(exc: KubeError) -> LabctlError:
+    return LabctlError(str(exc)) if exc.status != 403 else LabctlError(f"not allowed: {exc}")
+
+
+def start(kube: Kube, namespace: str, lab_id: str, *, override: bool = False) -> dict[str, Any]:
+    """Create the session for the lab's newest published version; a stopped, refused or expired
+    one is replaced, a running one kept (idempotent)."""
+    lab = published_lab(kube, lab_id)
+    current = get(kube, namespace, lab_id)
+    if current is not None:
+        phase = status_of(current).phase
+        if phase not in ("Refused", "Expired", "Stopped") and not (override and phase is None):
+            return current
+        kube.delete(API_VERSION, KIND, session_name(lab_id), namespace)
+        kube.wait_for(
+            lambda: get(kube, namespace, lab_id) is None, timeout=30, what=f"the old {lab_id} session to go"
+        )
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": session_name(lab_id), "namespace": namespace},
+        "spec": {"lab": lab.id, "version": lab.version, **({"override": True} if override else {})},
+    }
+    try:
+        return kube.create(body)
+    except KubeError as exc:
+        raise _forbidden(exc) from None
+
+
+def bump(kube: Kube, namespace: str, lab_id: str, field: str) -> int:
+    """Raise ``spec.<field>`` by one (a check or reset request); returns the new value."""
+    current = get(kube, namespace, lab_id)
+    if current is None:
+        raise UsageError(f"you have not started {lab_id}: labctl lab start {lab_id}")
+    wanted = int(current["spec"].get(field) or 0) + 1
+    kube.patch(API_VERSION, KIND, session_name(lab_id), {"spec": {field: wanted}}, namespace=namespace)
+    return wanted
+
+
+def set_stopped(kube: Kube, namespace: str, lab_id: str) -> None:
+    if get(kube, namespace, lab_id) is None:
+        raise UsageError(f"you have not started {lab_id}")
+    kube.patch(API_VERSION, KIND, session_name(lab_id), {"spec": {"stopped": True}}, namespace=namespace)
+
+
+def wait(
+    kube: Kube,
+    namespace: str,
+    lab_id: str,
+    done: Callable[[LabSessionStatus], bool],
+    *,
+    timeout: float,
+    on_change: Callable[[LabSessionStatus], None] = lambda _s: None,
+) -> LabSessionStatus:
+    """Poll the session's status until ``done``; ``on_change`` sees each new phase/message."""
+    deadline = time.monotonic() + timeout
+    last: tuple[str | None, str] | None = None
+    while True:
+        obj = get(kube, namespace, lab_id)
+        if obj is None:
+            raise LabctlError(f"the {lab_id} session was deleted")
+        status = status_of(obj)
+        if (status.phase, status.message) != last:
+            last = (status.phase, status.message)
+            on_change(status)
+        if done(status):
+            return status
+        if time.monotonic() > deadline:
+            raise LabctlError(
+                f"timed out after {timeout:.0f}s: the {lab_id} session is {status.phase or 'Pending'}"
+                f"{': ' + status.message if status.message else ''} (is the labctl controller running?)"
+            )
+        time.sleep(0.5)
