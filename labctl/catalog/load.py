@@ -102,7 +102,7 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
     mark = getattr(exc, "problem_mark", None)
     if mark is None:
         return Problem(path, "", f"not valid YAML: {exc}".replace("\n", " "))
-    what = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
+    what = ": ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
     return Problem(path, f"line {mark.line + 1}", f"not valid YAML: {what} (column {mark.column + 1})")
 
 
@@ -116,15 +116,18 @@ def _text(path: Path, problems: list[Problem]) -> str | None:
     return None
 
 
+_UNREADABLE = object()  # already reported: no "empty file" on top of "not valid YAML"
+
+
 def _yaml(path: Path, problems: list[Problem]) -> Any:
     text = _text(path, problems)
     if text is None:
-        return None
+        return _UNREADABLE
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         problems.append(_yaml_problem(path, exc))
-    return None
+    return _UNREADABLE
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -172,6 +175,8 @@ def _message(err: Any, model: type[BaseModel]) -> str:
 
 
 def _model(path: Path, data: Any, model: type[BaseModel], problems: list[Problem]) -> Any:
+    if data is _UNREADABLE:
+        return None
     if data is None:
         problems.append(Problem(path, "", "empty: expected a mapping"))
         return None
