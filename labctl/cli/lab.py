@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from labctl.api.v1alpha1 import LAB_ID_PATTERN
-from labctl.cli import lab_author, lab_learner, lab_publish
+from labctl.cli import lab_author, lab_learner, lab_publish, lab_test
 from labctl.cli.common import kube_options
 from labctl.cli.output import err_console, output_choice
 from labctl.errors import UsageError
@@ -22,7 +22,7 @@ def lab() -> None:
     """Labs: list, start, check and submit your work; validate, publish and test labs."""
 
 
-for _command in [*lab_learner.COMMANDS, lab_author.validate_cmd, lab_publish.publish_cmd]:
+for _command in [*lab_learner.COMMANDS, lab_author.validate_cmd, lab_publish.publish_cmd, lab_test.test_cmd]:
     lab.add_command(_command)
 
 

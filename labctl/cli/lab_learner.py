@@ -7,7 +7,6 @@ asks the controller through the session's spec and prints the answer it writes b
 
 from __future__ import annotations
 
-import base64
 import sys
 import threading
 from collections.abc import Callable
@@ -25,9 +24,9 @@ from labctl.cli.output import console, emit, err_console, output_option
 from labctl.errors import LabctlError, UsageError
 from labctl.grading.reach import PortForwards
 from labctl.kube import Kube
-from labctl.provision.stacks import alertmanager, mlflow_server, object_store, prometheus
 from labctl.sessions import client
 from labctl.sessions.client import SETTLED
+from labctl.sessions.env import SERVICES, stack_env
 from labctl.sessions.results import next_hint
 
 MARK = {"passed": "✓", "failed": "✗", "error": "!", "pending": "·"}
@@ -276,30 +275,6 @@ def stop_cmd(kube: Kube, lab_id: str, namespace: str | None, cohort: str | None,
     client.set_stopped(kube, ns, lab_id)
     client.wait(kube, ns, lab_id, lambda s: s.phase == "Stopped", timeout=60, on_change=_progress)
     click.echo(f"{lab_id} stopped")
-
-
-SERVICES = {  # env var -> (Service, port, scheme)
-    "MLFLOW_TRACKING_URI": (mlflow_server.COMPONENT, mlflow_server.PORT),
-    "AWS_ENDPOINT_URL": (object_store.COMPONENT, object_store.PORT),
-    "PROMETHEUS_URL": (prometheus.COMPONENT, prometheus.PORT),
-    "ALERTMANAGER_URL": (alertmanager.COMPONENT, alertmanager.PORT),
-}
-
-
-def stack_env(kube: Kube, namespace: str, reach: Callable[[str], str]) -> dict[str, str]:
-    """What a learner exports to use their stacks, each URL passed through ``reach``."""
-    env = {var: reach(f"http://{svc}.{namespace}.svc:{port}") for var, (svc, port) in SERVICES.items()}
-    secret = kube.get("v1", "Secret", object_store.SECRET, namespace)
-    for key, value in ((secret or {}).get("data") or {}).items():
-        if key.startswith("AWS_") and key != "AWS_ENDPOINT_URL":
-            env[key] = base64.b64decode(value).decode()
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    env["MLFLOW_S3_ENDPOINT_URL"] = env["AWS_ENDPOINT_URL"]
-    for item in kube.list(client.API_VERSION, client.KIND, namespace=namespace):
-        if (seed := client.status_of(item).seed) is not None:
-            env["LAB_SEED"] = str(seed)  # the newest session's; labs that need one say so
-    env["LAB_NAMESPACE"] = namespace
-    return env
 
 
 @click.command("env")

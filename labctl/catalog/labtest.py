@@ -1,0 +1,232 @@
+"""``labctl lab test``: prove a lab honest on a real cluster, the way learners would meet it.
+
+For each lab: a throwaway cohort with one learner per run — ``fresh`` (nothing done), one per
+planted mistake, and ``solution`` — all provisioned at once. Each learner starts the lab, runs
+their script (``mistakes/<name>/run.sh`` or ``solution/run.sh``) with their own kubeconfig and
+stacks, and asks for a check through their session, as ``labctl lab check`` does: the controller
+grades. Then: fresh → every check fails; a mistake → exactly the checks it names fail; the
+solution → full marks. Any other result is a deviation (exit 1). The cohort goes after, unless
+``keep``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl import cohorts, credentials
+from labctl.api.labs import LabSessionStatus
+from labctl.api.v1alpha1 import RosterEntry
+from labctl.catalog.load import LabFolder
+from labctl.catalog.publish import publish
+from labctl.grading.reach import PortForwards
+from labctl.kube import Kube
+from labctl.sessions import client
+from labctl.sessions.env import stack_env
+from labctl.toolchain import paths
+
+SCRIPT_TIMEOUT_S = 900
+CHECK_TIMEOUT_S = 1200
+
+
+@dataclass(frozen=True)
+class Run:
+    """One learner's part of a lab test: which script, which checks must fail."""
+
+    stage: str  # fresh | mistake:<name> | solution
+    script: Path | None
+    must_fail: frozenset[str]  # every other check must pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    lab: str
+    stage: str
+    expected: str
+    got: str
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+def runs_of(folder: LabFolder) -> list[Run]:
+    every = frozenset(c.name for c in folder.lab.checks)
+    return [
+        Run("fresh", None, every),
+        *(Run(f"mistake:{m.name}", m.script, frozenset(m.spec.fails)) for m in folder.mistakes),
+        Run("solution", folder.solution, frozenset()),
+    ]
+
+
+def _email(run: Run) -> str:
+    return f"{run.stage.replace(':', '-')}@labtest.local"
+
+
+def _cohort_name(folder: LabFolder) -> str:
+    digest = hashlib.sha256(f"{folder.id}{time.time_ns()}".encode()).hexdigest()[:6]
+    return f"lt-{folder.lab.name[:14].rstrip('-')}-{digest}"
+
+
+def _describe(must_fail: frozenset[str], every: frozenset[str]) -> str:
+    if must_fail == every:
+        return "all fail"
+    if not must_fail:
+        return "full marks"
+    return "fail: " + ",".join(sorted(must_fail))
+
+
+def judge(run: Run, folder: LabFolder, status: LabSessionStatus) -> tuple[str, bool, str]:
+    """(what happened, as expected?, details of each check that deviated)."""
+    every = frozenset(c.name for c in folder.lab.checks)
+    results = {c.name: c for t in status.tasks for c in t.checks}
+    failed = frozenset(n for n, c in results.items() if c.status != "passed")
+    errors = sorted(n for n, c in results.items() if c.status == "error")
+    got = _describe(failed, every) + (f" (errors: {','.join(errors)})" if errors else "")
+    ok = failed == run.must_fail and not errors and set(results) == every
+    if run.stage == "solution":
+        ok = ok and status.passed and status.score == status.max_score
+    deviations = [
+        f"{n}: {c.status}: {c.feedback.splitlines()[-1] if c.feedback else ''}"
+        for n, c in sorted(results.items())
+        if (n in run.must_fail) != (c.status != "passed") or c.status == "error"
+    ]
+    return got, ok, "; ".join(deviations)
+
+
+def _script_env(
+    kube: Kube, folder: LabFolder, namespace: str, scratch: Path, reach: PortForwards
+) -> dict[str, str]:
+    """The environment a learner's shell has after ``eval "$(labctl lab env)"`` (and nothing of ours)."""
+    kubectl_dir = str(paths.binary("kubectl").parent)
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        "PATH": os.pathsep.join([venv_bin, kubectl_dir, "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(scratch / "home"),
+        "KUBECONFIG": str(scratch / "kubeconfig"),
+        "LAB_DIR": str(scratch / "lab"),
+        "LANG": "C.UTF-8",
+    }
+    return {**env, **stack_env(kube, namespace, reach, stacks=folder.lab.stacks)}
+
+
+def run_script(script: Path, folder: LabFolder, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``bash run.sh`` in a scratch copy of its folder, as the learner (their kubeconfig, no more)."""
+    lab_dir = Path(env["LAB_DIR"])
+    shutil.copytree(folder.path, lab_dir, ignore=shutil.ignore_patterns("hidden", "__pycache__"))
+    cwd = lab_dir / script.parent.relative_to(folder.path)
+    return subprocess.run(
+        ["bash", script.name],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT_S,
+        check=False,
+        start_new_session=True,  # its own process group: nothing it starts outlives the timeout
+    )
+
+
+def _one(kube: Kube, folder: LabFolder, run: Run, learner: dict, log_dir: Path) -> Outcome:  # type: ignore[type-arg]
+    started = time.monotonic()
+    ns = str((learner.get("status") or {}).get("namespace") or learner["metadata"]["name"])
+    expected = _describe(run.must_fail, frozenset(c.name for c in folder.lab.checks))
+
+    def outcome(got: str, ok: bool, detail: str = "") -> Outcome:
+        return Outcome(folder.id, run.stage, expected, got, time.monotonic() - started, ok, detail)
+
+    scratch = Path(tempfile.mkdtemp(prefix="labctl-labtest-"))
+    forwards = PortForwards(kube)
+    try:
+        kubeconfig = scratch / "kubeconfig"
+        kubeconfig.write_text(credentials.learner_kubeconfig(kube, ns, duration=dt.timedelta(hours=2)))
+        kubeconfig.chmod(0o600)
+        learner_kube = Kube.connect(kubeconfig=str(kubeconfig))
+        client.start(kube, ns, folder.id, override=True)  # an instructor's start: prerequisites waived
+        status = client.wait(learner_kube, ns, folder.id, lambda s: s.phase in client.SETTLED, timeout=600)
+        if status.phase != "Ready":
+            return outcome(f"session {status.phase}: {status.message}", False)
+        if run.script is not None:
+            (scratch / "home").mkdir()
+            env = _script_env(kube, folder, ns, scratch, forwards)
+            proc = run_script(run.script, folder, env)
+            log = log_dir / f"{folder.lab.name}.{run.stage.replace(':', '-')}.log"
+            log.write_text(f"$ bash {run.script}\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+            if proc.returncode != 0:
+                return outcome(f"run.sh exited {proc.returncode}", False, f"see {log}")
+        wanted = client.bump(learner_kube, ns, folder.id, "checkRequest")  # `labctl lab check`, as them
+        status = client.wait(
+            learner_kube, ns, folder.id, lambda s: s.checks_served >= wanted, timeout=CHECK_TIMEOUT_S
+        )
+        if status.message.startswith("check refused"):
+            return outcome(status.message, False)
+        got, ok, detail = judge(run, folder, status)
+        return outcome(got, ok, detail)
+    except Exception as exc:  # one run's trouble is its row, not the whole test's end
+        return outcome(f"{type(exc).__name__}: {exc}", False)
+    finally:
+        forwards.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_lab(
+    kube: Kube,
+    folder: LabFolder,
+    *,
+    keep: bool = False,
+    log_dir: Path,
+    on_result: Callable[[Outcome], None] = lambda _o: None,
+) -> list[Outcome]:
+    """Every run of one lab, concurrently, on a throwaway cohort; the cohort goes after unless ``keep``."""
+    publish(kube, [folder])
+    runs = runs_of(folder)
+    name = _cohort_name(folder)
+    lab = folder.lab
+    cohort = cohorts.build_cohort(
+        name,
+        level=lab.level,
+        learners=[RosterEntry(email=_email(r), name=r.stage) for r in runs],
+        labs=[lab.id],
+        quota_profile=lab.resources.quota_profile,
+        expires=None,
+        source=f"lab test {lab.id}",
+    )
+    cohorts.apply_cohort(kube, cohort)
+    try:
+        cohorts.wait_ready(kube, name, timeout=900)
+        by_email = {lr["spec"]["email"]: lr for lr in cohorts.learners(kube, name)}
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            futures = [pool.submit(_one, kube, folder, r, by_email[_email(r)], log_dir) for r in runs]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                on_result(results[-1])
+        return results
+    finally:
+        if not keep:
+            cohorts.delete_cohort(kube, name, wait=False)
+
+
+def test_labs(
+    kube: Kube,
+    folders: Sequence[LabFolder],
+    *,
+    keep: bool,
+    log_dir: Path,
+    on_result: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Labs run concurrently (each its own cohort)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(folders)))) as pool:
+        futures = [
+            pool.submit(test_lab, kube, f, keep=keep, log_dir=log_dir, on_result=on_result) for f in folders
+        ]
+        return [o for future in futures for o in future.result()]

@@ -1,0 +1,71 @@
+"""``labctl lab test ID...|--all``: every check fails on a fresh start, each planted mistake is caught
+by exactly the checks it names, the reference solution gets full marks. Exit 1 on any deviation."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from labctl.catalog.labtest import Outcome, test_labs
+from labctl.cli.common import kube_options
+from labctl.cli.lab_publish import validated
+from labctl.cli.output import emit, err_console, output_option
+from labctl.errors import UsageError
+from labctl.kube import Kube
+
+
+@click.command("test")
+@click.argument("lab_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every lab in the catalog.")
+@click.option(
+    "--labs",
+    "paths",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Lab roots or folders (default: the built-in catalog and $LABCTL_LABS_PATH).",
+)
+@click.option("--keep", is_flag=True, help="Keep the throwaway cohorts to look around.")
+@click.option(
+    "--logs", type=click.Path(file_okay=False, path_type=Path), default=None, help="Script logs here."
+)
+@output_option
+@kube_options
+def test_cmd(
+    kube: Kube,
+    lab_ids: tuple[str, ...],
+    every: bool,
+    paths: tuple[Path, ...],
+    keep: bool,
+    logs: Path | None,
+    output: str,
+) -> None:
+    """Prove labs honest on this cluster (needs the labctl controller running)."""
+    if bool(lab_ids) == every:
+        raise UsageError("name the labs to test, or pass --all")
+    labs = validated(paths)
+    known = {lab.id: lab for lab in labs}
+    if unknown := [i for i in lab_ids if i not in known]:
+        raise UsageError(f"no such lab: {', '.join(unknown)} (labctl lab validate lists the catalog)")
+    chosen = list(known.values()) if every else [known[i] for i in lab_ids]
+    log_dir = logs or Path(tempfile.mkdtemp(prefix="labctl-labtest-logs-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def show(o: Outcome) -> None:
+        mark = "ok" if o.ok else "DEVIATION"
+        err_console.print(
+            f"{mark:9} {o.lab} {o.stage}: expected {o.expected}, got {o.got} ({o.seconds:.0f}s)"
+        )
+
+    results = test_labs(kube, chosen, keep=keep, log_dir=log_dir, on_result=show)
+    rows = [{**asdict(o), "seconds": round(o.seconds, 1)} for o in results]
+    columns = ["lab", "stage", "expected", "got", "seconds", "ok"] + (
+        ["detail"] if any(o.detail for o in results) else []
+    )
+    emit(rows, output=output, columns=columns)
+    err_console.print(f"script logs: {log_dir}")
+    if not all(o.ok for o in results):
+        sys.exit(1)
