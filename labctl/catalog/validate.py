@@ -83,6 +83,9 @@ def _strays(root: Path) -> list[Problem]:
     """Folders :func:`discover` would pass over in silence: a lab there would never be found."""
     if (root / LAB_FILE).is_file():
         return []
+    if not any((root / level).is_dir() for level in LEVELS):
+        hint = f"; {root} is a level: give its parent, {root.parent}" if root.name in LEVELS else ""
+        return [Problem(root, "", f"no lab here: expected {LAB_FILE} or <level>/<name>/{LAB_FILE}{hint}")]
     problems = []
     for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         if path.name not in LEVELS:

@@ -19,7 +19,7 @@ def _count(n: int, what: str) -> str:
 
 
 @click.command("validate")
-@click.argument("paths", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, metavar="[PATH]...", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context
 def validate_cmd(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Check lab folders: schema, files, graders and their params, prerequisites, mistakes.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +308,16 @@ def test_a_folder_without_lab_yaml_is_not_passed_over(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("where", ["lab/files", "foundation"])
+def test_a_path_with_no_lab_is_a_problem(tmp_path: Path, where: str) -> None:
+    (tmp_path / where).mkdir(parents=True)
+    message = only(validate([tmp_path / where])[1])
+    assert message.startswith(
+        f"{tmp_path / where}: no lab here: expected lab.yaml or <level>/<name>/lab.yaml"
+    )
+    assert ("give its parent" in message) == (where == "foundation")
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     folder = write_lab(tmp_path, mistakes={"no-server": {"description": "x", "fails": ["nope"]}})
     (folder / "README.md").unlink()
@@ -328,6 +340,24 @@ def test_cli_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
         "(did you mean 'kube.object'?)" in result.output
     )
     assert "1 problem in 1 lab" in result.output
+
+
+def test_labctl_lab_validate_exits_2_on_a_broken_lab(tmp_path: Path) -> None:
+    folder = write_lab(tmp_path)
+    (folder / "solution" / "run.sh").unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "labctl.cli", "lab", "validate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"{folder / 'solution/run.sh'}: missing: every lab ships a reference solution",
+        "1 problem in 1 lab",
+    ]
+    assert done.stdout == ""
 
 
 def test_cli_counts_valid_labs(tmp_path: Path) -> None:
