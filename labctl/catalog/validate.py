@@ -198,7 +198,11 @@ def _placeholder_problems(value: Any, at: str) -> Iterator[tuple[str, str]]:
                 continue
             if name not in PLACEHOLDERS:
                 known = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
-                hint = did_you_mean(name, PLACEHOLDERS)
+                hint = (
+                    did_you_mean(name, PLACEHOLDERS)
+                    if name.isidentifier()
+                    else " (a literal brace is {{ or }})"
+                )
                 yield at, f"unknown placeholder {{{name}}}{hint} in {value!r}; known: {known}"
             elif spec or conv:
                 yield at, f"{{{name}}} in {value!r}: placeholders take no format spec or conversion"

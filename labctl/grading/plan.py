@@ -95,12 +95,14 @@ class GradingPlan(_Model):
 
 
 def fill(value: Any, place: dict[str, str]) -> Any:
-    """Substitute ``{namespace}``-style placeholders in every string inside ``value``."""
+    """Substitute ``{namespace}``-style placeholders in every string inside ``value``.
+
+    ``{{`` and ``}}`` are literal braces (PromQL's ``up{{job="x"}}``), in every string alike."""
     if isinstance(value, str):
-        names = {field for _, field, _, _ in string.Formatter().parse(value) if field}
+        names = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
         if unknown := names - PLACEHOLDERS:
             raise KeyError(f"unknown placeholder(s) {', '.join(sorted(unknown))} in {value!r}")
-        return value.format(**place) if names else value
+        return value.format(**place) if "{" in value or "}" in value else value
     if isinstance(value, dict):
         return {k: fill(v, place) for k, v in value.items()}
     if isinstance(value, list):

@@ -180,6 +180,22 @@ def test_unknown_param_and_placeholder_get_a_did_you_mean(tmp_path: Path) -> Non
     )
 
 
+def test_literal_braces_are_doubled(tmp_path: Path) -> None:
+    folder = write_lab(tmp_path)
+    fields = {"data.query": 'up{{job="model"}}', "data.since": "{session_start}"}
+    edit(folder, lambda d: d["tasks"][0]["checks"][1]["params"].update(fields=fields))
+    assert lines(validate([tmp_path])[1]) == []
+    edit(
+        folder,
+        lambda d: d["tasks"][0]["checks"][1]["params"].update(fields={"data.query": 'up{job="model"}'}),
+    )
+    assert only(validate([tmp_path])[1]) == (
+        f"{folder / 'lab.yaml'}: tasks[0].checks[1].params.fields.data.query: unknown placeholder "
+        '{job="model"} (a literal brace is {{ or }}) in \'up{job="model"}\'; known: {cohort}, {email}, '
+        "{hidden}, {learner}, {namespace}, {seed}, {session_start}"
+    )
+
+
 def test_check_names_are_unique_within_the_lab(tmp_path: Path) -> None:
     folder = write_lab(tmp_path)
     edit(folder, lambda d: d["tasks"][0]["checks"][1].update(name="server-up"))
