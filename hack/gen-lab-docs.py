@@ -15,14 +15,15 @@ from pathlib import Path
 
 from labctl.catalog.docs import catalog_labs, render
 
-TARGET = Path(__file__).resolve().parent.parent / "docs" / "catalog.md"
+REPO = Path(__file__).resolve().parent.parent
+TARGET = REPO / "docs" / "catalog.md"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether it is out of date")
     args = parser.parse_args(argv)
-    text = render(catalog_labs())
+    text = render(catalog_labs(REPO / "labs"))
     current = TARGET.read_text() if TARGET.exists() else None
     if args.check:
         if current != text:

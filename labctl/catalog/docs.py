@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from labctl.api.labs import LEVELS, LabFile
 from labctl.catalog.load import LabFolder, builtin_root, discover, read_folder
@@ -74,6 +75,9 @@ def render(labs: Sequence[LabFolder]) -> str:
     return "".join(out)
 
 
-def catalog_labs() -> list[LabFolder]:
-    """The built-in labs whose lab.yaml reads, broken ones skipped (``labctl lab validate`` names them)."""
-    return [lab for folder in discover(builtin_root()) if (lab := read_folder(folder)[0]) is not None]
+def catalog_labs(root: Path | None = None) -> list[LabFolder]:
+    """The labs under ``root`` (default: the built-in catalog) whose lab.yaml reads.
+
+    Broken ones are skipped, not fatal: ``labctl lab validate`` names their problems."""
+    folders = discover(root or builtin_root())
+    return [lab for folder in folders if (lab := read_folder(folder)[0]) is not None]
