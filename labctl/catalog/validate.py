@@ -83,11 +83,14 @@ def _strays(root: Path) -> list[Problem]:
     """Folders :func:`discover` would pass over in silence: a lab there would never be found."""
     if (root / LAB_FILE).is_file():
         return []
-    if not any((root / level).is_dir() for level in LEVELS):
+    subfolders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    if subfolders and not any((root / level).is_dir() for level in LEVELS):
+        # A lab folder without lab.yaml, or a level folder: an empty catalog holds no folders at all
+        # (git keeps no empty level folders, so a fresh clone's labs/ may have none).
         hint = f"; {root} is a level: give its parent, {root.parent}" if root.name in LEVELS else ""
         return [Problem(root, "", f"no lab here: expected {LAB_FILE} or <level>/<name>/{LAB_FILE}{hint}")]
     problems = []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for path in sorted(subfolders):
         if path.name not in LEVELS:
             if any(path.glob(f"*/{LAB_FILE}")):
                 problems.append(Problem(path, "", f"not a level: labs go under {', '.join(LEVELS)}"))
