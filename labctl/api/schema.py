@@ -47,6 +47,11 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             # Free-form (a check's params, a setup object): kept as written, not pruned.
             out["x-kubernetes-preserve-unknown-fields"] = True
             continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 (pydantic's gt/lt) -> OpenAPI 3.0 (a bound and a boolean).
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+            continue
         if key == "const":
             out["enum"] = [value]
             continue

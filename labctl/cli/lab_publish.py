@@ -18,7 +18,8 @@ from labctl.kube import Kube
 def validated(paths: tuple[Path, ...]) -> list:  # type: ignore[type-arg]
     """The labs under ``paths`` (default: the built-in catalog and $LABCTL_LABS_PATH), or every
     problem as a UsageError: nothing is published from a broken catalog."""
-    labs, problems = validate(list(paths) or roots())
+    # Given folders may name the built-in labs as prerequisites: those count, unpublished.
+    labs, problems = validate(list(paths), context=roots()) if paths else validate(roots())
     if problems:
         raise UsageError("\n".join(map(str, problems)) + f"\n{len(problems)} problem(s): nothing published")
     return labs

@@ -26,7 +26,8 @@ def start_refusal(
         return None
     if level_rank(lab.level) > level_rank(cohort_level):
         return (
-            f"{lab.id} is a {lab.level} lab and your cohort is at {cohort_level} level: "
+            f"{lab.id} is {'an' if lab.level[0] in 'aeiou' else 'a'} {lab.level} lab and your cohort is "
+            f"at {cohort_level} level: "
             f"levels are taken in order; {INSTRUCTOR_HINT}"
         )
     missing = [p for p in lab.prerequisites if p not in passed]

@@ -1,0 +1,2 @@
+set -euo pipefail
+kubectl create configmap greeting --from-literal=message=hello --from-literal=seed="$LAB_SEED"
