@@ -23,6 +23,7 @@ from labctl.provision import quota
 from labctl.provision.naming import learner_name, normalise_email
 from labctl.provision.roster import validate_rows
 from labctl.provision.tenancy import COHORT_LABEL
+from labctl.sessions import client as sessions_client
 
 
 def check_name(name: str) -> None:
@@ -135,6 +136,37 @@ def status_rows(kube: Kube, name: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def progress_grid(kube: Kube, name: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The cohort's labs and one row per learner: each lab's state from their session
+    (not started, in progress, passed, failed, expired...) and score."""
+    cohort = get_cohort(kube, name)
+    people = learners(kube, name)
+    namespaces = {(o.get("status") or {}).get("namespace") or o["metadata"]["name"] for o in people}
+    sessions: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in kube.list(API_VERSION, sessions_client.KIND):
+        if item["metadata"]["namespace"] in namespaces:
+            sessions[(item["metadata"]["namespace"], item["spec"]["lab"])] = item
+    labs = list(dict.fromkeys([*cohort["spec"].get("labs", []), *sorted(lab for _, lab in sessions)]))
+    rows = []
+    for obj in people:
+        ns = (obj.get("status") or {}).get("namespace") or obj["metadata"]["name"]
+        row: dict[str, Any] = {"learner": obj["spec"]["email"]}
+        for lab in labs:
+            session = sessions.get((ns, lab))
+            if session is None:
+                row[lab] = "not started"
+                continue
+            st = sessions_client.status_of(session)
+            state = {"Passed": "passed", "Failed": "failed"}.get(
+                st.phase or "", (st.phase or "pending").lower()
+            )
+            if state in ("ready", "settingup", "checking", "pending"):
+                state = "in progress"
+            row[lab] = f"{state} {st.score:g}/{st.max_score:g}" if st.attempts else state
+        rows.append(row)
+    return labs, rows
 
 
 def wait_ready(

@@ -151,14 +151,18 @@ def list_cmd(kube: Kube, output: str) -> None:
 @output_option
 @kube_options
 def status_cmd(kube: Kube, name: str, output: str) -> None:
-    """Per-learner status of cohort NAME: namespace, readiness, stacks, labs."""
+    """Cohort NAME: each learner's environment (namespace, readiness, stacks), then the learner-by-lab
+    grid (not started / in progress / passed / failed, score)."""
     rows = cohorts.status_rows(kube, name)
-    emit(
-        rows,
-        output=output,
-        title=f"learners of cohort {name}",
-        columns=["learner", "namespace", "ready", "phase", "stacks", "labs"],
-    )
+    labs, grid = cohorts.progress_grid(kube, name)
+    if output != "table":
+        progress = {row["learner"]: {lab: row[lab] for lab in labs} for row in grid}
+        emit([{**row, "progress": progress[row["learner"]]} for row in rows], output=output)
+        return
+    columns = ["learner", "namespace", "ready", "phase", "stacks"]
+    emit(rows, output=output, title=f"learners of cohort {name}", columns=columns)
+    if labs:
+        emit(grid, output=output, title=f"progress of cohort {name}", columns=["learner", *labs])
 
 
 @cohort.command("add-learner")

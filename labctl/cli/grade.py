@@ -6,6 +6,7 @@ attempt is ``error`` (the grader could not see everything: grade again).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -26,8 +27,9 @@ from labctl.grading.plan import GradingPlan, plan_for_lab
 from labctl.grading.reach import Mode as ReachMode
 from labctl.grading.reach import reaching
 from labctl.grading.reports import LearnerGrade
-from labctl.grading.run import Graded, grade
+from labctl.grading.run import Graded, grade, place_of
 from labctl.kube import Kube
+from labctl.sessions.plan import published_grading
 
 
 def _identity(kube: Kube) -> str:
@@ -123,29 +125,36 @@ def grade_cmd(
     out: Path | None,
 ) -> None:
     """Grade LAB for every learner of a cohort; each grading is recorded as a new attempt."""
-    plan = plan_for_lab(lab, plan_file)  # a bad plan stops here, before any learner is graded
-    cohorts.get_cohort(kube, cohort_name)
-    learners = cohorts.learners(kube, cohort_name)
-    if emails:
-        wanted = {e.casefold() for e in emails}
-        unknown = wanted - {lr["spec"]["email"].casefold() for lr in learners}
-        if unknown:
-            raise UsageError(f"not in cohort {cohort_name}: {', '.join(sorted(unknown))}")
-        learners = [lr for lr in learners if lr["spec"]["email"].casefold() in wanted]
-    total = len(learners) * len(plan.checks)
-    columns = (TextColumn(f"grading {lab}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    progress = Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal)
-    with progress as bar, reaching(kube, reach_mode) as reach:
-        task = bar.add_task("checks", total=total)
-        graded = grade(
-            kube,
-            plan,
-            learners,
-            graded_by=_identity(kube),
-            concurrency=concurrency,
-            progress=lambda n: bar.advance(task, n),
-            reach=reach,
+    with contextlib.ExitStack() as stack:
+        published = None if plan_file else stack.enter_context(published_grading(kube, lab))
+        # A published lab grades with its own checks and hidden data; else a plan file (or
+        # labs/<lab>/grading.yaml). A bad plan stops here, before any learner is graded.
+        plan, places = published or (plan_for_lab(lab, plan_file), place_of)
+        cohorts.get_cohort(kube, cohort_name)
+        learners = cohorts.learners(kube, cohort_name)
+        if emails:
+            wanted = {e.casefold() for e in emails}
+            unknown = wanted - {lr["spec"]["email"].casefold() for lr in learners}
+            if unknown:
+                raise UsageError(f"not in cohort {cohort_name}: {', '.join(sorted(unknown))}")
+            learners = [lr for lr in learners if lr["spec"]["email"].casefold() in wanted]
+        total = len(learners) * len(plan.checks)
+        columns = (TextColumn(f"grading {lab}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        progress = Progress(
+            *columns, console=err_console, transient=True, disable=not err_console.is_terminal
         )
+        with progress as bar, reaching(kube, reach_mode) as reach:
+            task = bar.add_task("checks", total=total)
+            graded = grade(
+                kube,
+                plan,
+                learners,
+                graded_by=_identity(kube),
+                concurrency=concurrency,
+                progress=lambda n: bar.advance(task, n),
+                reach=reach,
+                places=places,
+            )
     write_report(as_grades(graded, plan), output, out, title=f"{cohort_name} · {lab}")
     if any(g.score.status is Status.ERROR for g in graded):
         sys.exit(3)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from labctl.api.labs import LabSpec
+from labctl.api.labs import LabSessionStatus, LabSpec
+from labctl.api.v1alpha1 import API_VERSION
+from labctl.catalog.publish import hidden_files, latest
 from labctl.grading.plan import GradingPlan, PlannedCheck
+from labctl.kube import Kube
 from labctl.sessions.gates import seed
+
+Places = Callable[[dict[str, Any]], dict[str, str]]
 
 
 def plan_of(spec: LabSpec) -> GradingPlan:
@@ -63,3 +68,26 @@ def hidden_dir(files: dict[str, bytes]) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def published_grading(kube: Kube, lab_id: str) -> Iterator[tuple[GradingPlan, Places] | None]:
+    """A published lab's plan and each learner's placeholders (hidden data, seed, their session's
+    start), for ``labctl grade`` and exports; None when the lab is not published."""
+    spec = latest(kube, lab_id)
+    if spec is None:
+        yield None
+        return
+    starts: dict[str, dt.datetime | None] = {}
+    for item in kube.list(API_VERSION, "LabSession"):
+        if item["spec"]["lab"] == lab_id:
+            starts[item["metadata"]["namespace"]] = LabSessionStatus.model_validate(
+                item.get("status") or {}
+            ).started_at
+    with hidden_dir(hidden_files(kube, spec)) as hidden:
+
+        def places(learner: dict[str, Any]) -> dict[str, str]:
+            ns = (learner.get("status") or {}).get("namespace") or learner["metadata"]["name"]
+            return place_of(learner, lab_id, hidden=hidden, session_start=starts.get(ns))
+
+        yield plan_of(spec), places
