@@ -26,7 +26,7 @@ from graders._mlflow_rest import Mlflow
 from graders.core import GraderError, TransientGraderError
 
 MAX_FILES = 2_000  # a sklearn model is 4-6 files; a conda env or code folder adds a few dozen
-MAX_BYTES = 512 << 20  # a model bigger than this is not one a lab asks for
+MAX_BYTES = 256 << 20  # a model bigger than this is not one a lab asks for (and fits the sandbox disk)
 MAX_DEPTH = 32  # bounds a listing that loops
 SCRIPT = Path(__file__).with_name("_predict_in_sandbox.py")
 OUTPUT = "predictions.json"

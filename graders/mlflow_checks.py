@@ -3,7 +3,9 @@
 ``mlflow.experiment`` asks whether an experiment holds enough finished runs, with the params,
 metrics and artifacts the lab requires; ``mlflow.registered_model`` whether a model is
 registered with enough versions, an alias on the right one, the tags that record its lineage,
-and a source run whose metrics pass.
+and a source run whose metrics pass. Both take ``since`` (labs pass ``"{session_start}"``):
+only runs started since then count, and the judged version must have been created since then,
+so work from before the session does not pass.
 
 The learner's tracking server is part of the stack labctl provisions in their namespace, so
 when it cannot be reached at all (refused, no DNS name, timing out, answering 5xx) that is our
