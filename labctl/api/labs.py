@@ -121,6 +121,11 @@ class LabFile(_Model):
     def checks(self) -> list[LabCheck]:
         return [c for task in self.tasks for c in task.checks]
 
+    @property
+    def simulable(self) -> bool:
+        """Gradable on kwok nodes (pods pretend to run): no stacks, only the API server's decisions."""
+        return not self.stacks and all(c.grader.startswith("kube.") for c in self.checks)
+
     def duration_seconds(self) -> int:
         match = re.fullmatch(r"(?:([0-9]+)h)?(?:([0-9]+)m)?", self.duration)
         hours, minutes = (int(g or 0) for g in match.groups()) if match else (0, 0)
