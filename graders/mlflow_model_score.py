@@ -189,16 +189,17 @@ def _from_registry(api: Mlflow, params: ModelScoreParams, evidence: dict[str, An
             f"model '{name}' has no version {number}" if number else f"model '{name}' has no versions"
         ]
     mv = version["model_version"]
-    evidence.update(version=int(number or 0), aliases=aliases, source=mv.get("source"))
-    subject = f"version {number} of model '{name}'"
+    judged = int(mv["version"])
+    evidence.update(version=judged, aliases=aliases, source=mv.get("source"))
+    subject = f"version {judged} of model '{name}'"
     problems = []
     if params.since is not None and not is_recent(mv.get("creation_timestamp"), params.since):
-        problems.append(stale_version(name, int(number or 0), mv.get("creation_timestamp"), params.since))
+        problems.append(stale_version(name, judged, mv.get("creation_timestamp"), params.since))
     run_id = mv.get("run_id") or ""
     run = (api.get("runs/get", run_id=run_id) or {}).get("run") if run_id else None
     if run is not None:
         evidence["run_id"] = run_id
-        if not is_recent(run["info"].get("start_time"), params.since) and params.since is not None:
+        if params.since is not None and not is_recent(run["info"].get("start_time"), params.since):
             problems.append(
                 f"{subject} comes from run {run_name(run)}, which started at"
                 f" {iso(run['info']['start_time'])}, before {since_text(params.since)}"
