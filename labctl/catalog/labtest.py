@@ -104,7 +104,7 @@ def judge(run: Run, folder: LabFolder, status: LabSessionStatus) -> tuple[str, b
 
 
 def _script_env(
-    kube: Kube, folder: LabFolder, namespace: str, scratch: Path, reach: PortForwards
+    kube: Kube, folder: LabFolder, namespace: str, kubeconfig: Path, scratch: Path, reach: PortForwards
 ) -> dict[str, str]:
     """The environment a learner's shell has after ``eval "$(labctl lab env)"`` (and nothing of ours)."""
     kubectl_dir = str(paths.binary("kubectl").parent)
@@ -112,28 +112,38 @@ def _script_env(
     env = {
         "PATH": os.pathsep.join([venv_bin, kubectl_dir, "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(scratch / "home"),
-        "KUBECONFIG": str(scratch / "kubeconfig"),
+        "KUBECONFIG": str(kubeconfig),
         "LAB_DIR": str(scratch / "lab"),
         "LANG": "C.UTF-8",
     }
     return {**env, **stack_env(kube, namespace, reach, stacks=folder.lab.stacks)}
 
 
-def run_script(script: Path, folder: LabFolder, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``bash run.sh`` in a scratch copy of its folder, as the learner (their kubeconfig, no more)."""
-    lab_dir = Path(env["LAB_DIR"])
-    shutil.copytree(folder.path, lab_dir, ignore=shutil.ignore_patterns("hidden", "__pycache__"))
-    cwd = lab_dir / script.parent.relative_to(folder.path)
-    return subprocess.run(
-        ["bash", script.name],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SCRIPT_TIMEOUT_S,
-        check=False,
-        start_new_session=True,  # its own process group: nothing it starts outlives the timeout
-    )
+def solve(
+    learner: Kube, folder: LabFolder, script: Path, *, kubeconfig: Path, namespace: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a lab's ``run.sh`` (solution or mistake) as the learner whose kubeconfig this is: in a
+    scratch copy of the lab (no hidden data), their stacks port-forwarded with their own rights."""
+    scratch = Path(tempfile.mkdtemp(prefix="labctl-solve-"))
+    forwards = PortForwards(learner)
+    try:
+        (scratch / "home").mkdir()
+        env = _script_env(learner, folder, namespace, kubeconfig, scratch, forwards)
+        lab_dir = Path(env["LAB_DIR"])
+        shutil.copytree(folder.path, lab_dir, ignore=shutil.ignore_patterns("hidden", "__pycache__"))
+        return subprocess.run(
+            ["bash", script.name],
+            cwd=lab_dir / script.parent.relative_to(folder.path),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SCRIPT_TIMEOUT_S,
+            check=False,
+            start_new_session=True,  # its own process group: nothing it starts outlives the timeout
+        )
+    finally:
+        forwards.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _one(kube: Kube, folder: LabFolder, run: Run, learner: dict, log_dir: Path) -> Outcome:  # type: ignore[type-arg]
@@ -145,7 +155,6 @@ def _one(kube: Kube, folder: LabFolder, run: Run, learner: dict, log_dir: Path) 
         return Outcome(folder.id, run.stage, expected, got, time.monotonic() - started, ok, detail)
 
     scratch = Path(tempfile.mkdtemp(prefix="labctl-labtest-"))
-    forwards = PortForwards(kube)
     try:
         kubeconfig = scratch / "kubeconfig"
         kubeconfig.write_text(credentials.learner_kubeconfig(kube, ns, duration=dt.timedelta(hours=2)))
@@ -156,9 +165,7 @@ def _one(kube: Kube, folder: LabFolder, run: Run, learner: dict, log_dir: Path) 
         if status.phase != "Ready":
             return outcome(f"session {status.phase}: {status.message}", False)
         if run.script is not None:
-            (scratch / "home").mkdir()
-            env = _script_env(kube, folder, ns, scratch, forwards)
-            proc = run_script(run.script, folder, env)
+            proc = solve(learner_kube, folder, run.script, kubeconfig=kubeconfig, namespace=ns)
             log = log_dir / f"{folder.lab.name}.{run.stage.replace(':', '-')}.log"
             log.write_text(f"$ bash {run.script}\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
             if proc.returncode != 0:
@@ -174,7 +181,6 @@ def _one(kube: Kube, folder: LabFolder, run: Run, learner: dict, log_dir: Path) 
     except Exception as exc:  # one run's trouble is its row, not the whole test's end
         return outcome(f"{type(exc).__name__}: {exc}", False)
     finally:
-        forwards.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

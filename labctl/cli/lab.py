@@ -22,7 +22,13 @@ def lab() -> None:
     """Labs: list, start, check and submit your work; validate, publish and test labs."""
 
 
-for _command in [*lab_learner.COMMANDS, lab_author.validate_cmd, lab_publish.publish_cmd, lab_test.test_cmd]:
+for _command in [
+    *lab_learner.COMMANDS,
+    lab_author.validate_cmd,
+    lab_publish.publish_cmd,
+    lab_test.test_cmd,
+    lab_test.solve_cmd,
+]:
     lab.add_command(_command)
 
 

@@ -3,6 +3,7 @@ by exactly the checks it names, the reference solution gets full marks. Exit 1 o
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from dataclasses import asdict
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from labctl.catalog.labtest import Outcome, test_labs
+from labctl.catalog.labtest import Outcome, solve, test_labs
 from labctl.cli.common import kube_options
 from labctl.cli.lab_publish import validated
 from labctl.cli.output import emit, err_console, output_option
@@ -69,3 +70,42 @@ def test_cmd(
     err_console.print(f"script logs: {log_dir}")
     if not all(o.ok for o in results):
         sys.exit(1)
+
+
+@click.command("solve")
+@click.argument("lab_id")
+@click.option("--mistake", default=None, help="Run this planted mistake instead of the reference solution.")
+@click.option(
+    "--labs",
+    "paths",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Lab roots or folders (default: the built-in catalog and $LABCTL_LABS_PATH).",
+)
+@click.option("-n", "--namespace", default=None, help="The learner's namespace (default: kubeconfig's).")
+@click.option(
+    "--kubeconfig", "kubeconfig", default=None, help="The learner's kubeconfig (default: $KUBECONFIG)."
+)
+def solve_cmd(
+    lab_id: str, mistake: str | None, paths: tuple[Path, ...], namespace: str | None, kubeconfig: str | None
+) -> None:
+    """Lab authors: run LAB_ID's reference solution (or a planted mistake) as the learner whose
+    kubeconfig this is, exactly as `labctl lab test` does; its output is printed."""
+    config = kubeconfig or os.environ.get("KUBECONFIG")
+    if not config:
+        raise UsageError("give the learner's kubeconfig: --kubeconfig FILE or KUBECONFIG")
+    known = {lab.id: lab for lab in validated(paths)}
+    if lab_id not in known:
+        raise UsageError(f"no such lab: {lab_id}")
+    folder = known[lab_id]
+    scripts = {m.name: m.script for m in folder.mistakes}
+    if mistake is not None and mistake not in scripts:
+        raise UsageError(f"{lab_id} has no mistake {mistake!r}; it has: {', '.join(sorted(scripts))}")
+    learner = Kube.connect(kubeconfig=config)
+    script = scripts[mistake] if mistake else folder.solution
+    proc = solve(
+        learner, folder, script, kubeconfig=Path(config).resolve(), namespace=namespace or learner.namespace
+    )
+    click.echo(proc.stdout, nl=False)
+    err_console.print(proc.stderr, end="", markup=False, highlight=False)
+    sys.exit(proc.returncode)
