@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The reference solution with the second `dvc push` forgotten.
+set -euo pipefail
+export DVC_NO_ANALYTICS=1
+mkdir wine-data && cd wine-data
+git init -q && git config user.name "Ada Lovelace" && git config user.email ada@example.org
+cp -r "$LAB_DIR/files/." .
+dvc init -q
+dvc add data/wine.csv
+dvc remote add -d store s3://dvc/wine-data
+dvc remote modify --local store endpointurl "$AWS_ENDPOINT_URL"
+git add .dvc/config .dvc/.gitignore .dvcignore data/.gitignore data/wine.csv.dvc add_batch.py
+git commit -q -m "Data v1" && git tag v1
+dvc push
+python add_batch.py --seed "$LAB_SEED"
+dvc add data/wine.csv
+git add data/wine.csv.dvc && git commit -q -m "Data v2" && git tag v2
+labctl lab submit --lab foundation/data-versioning --endpoint "$AWS_ENDPOINT_URL"
