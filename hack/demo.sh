@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 
 SIM=labctl  # hack/demo/stack-settings.yaml pins the stacks to this sim's real node
+LAB=advanced/gpu-scheduling
+MISTAKE=${LABCTL_DEMO_MISTAKE:-no-gpu-request}  # a planted mistake that games the grader
 IMAGES=(object-store prometheus alertmanager config-reloader mlflow controller)
 NODE_DEBS=(containerd runc containernetworking-plugins iptables iproute2 debootstrap)
 
@@ -84,8 +86,14 @@ else
   controller=$!
   trap 'kill -TERM -- -"$controller" 2>/dev/null || true' EXIT  # end its whole process group
 fi
+step "The lab catalog: validated whole, then published (each version once; hidden data kept from learners)"
+labctl lab validate
+labctl lab publish >/dev/null
+labctl lab list
+
+step "A cohort of three at advanced level, with GPU quotas"
 labctl cohort create demo-cohort --roster hack/demo/roster.csv --level advanced \
-  --labs advanced/gpu-training --quota-profile gpu --wait --timeout 10m
+  --labs "$LAB" --quota-profile gpu --wait --timeout 10m
 labctl cohort status demo-cohort
 
 if [ "$real_node" = yes ]; then
@@ -116,25 +124,38 @@ if [ "$real_node" = yes ]; then
     python -c 'import json,sys; [print("    -", t["scrapeUrl"], t["health"]) for t in json.load(sys.stdin)["data"]["activeTargets"]]'
 fi
 
-step "Learners at work, each with the kubeconfig labctl gave them"
+step "Learners start $LAB, each with the kubeconfig labctl gave them"
 work=$(mktemp -d)
-for who in ada grace; do
+for who in ada grace linus; do
   labctl learner kubeconfig demo-cohort "$who@uni.edu" --out "$work/$who.kubeconfig" --duration 1h
+  labctl lab start "$LAB" --kubeconfig "$work/$who.kubeconfig" 2>/dev/null | head -1
 done
-# Ada follows the lab: her Job tolerates the GPU taint and asks for one GPU.
-"$kubectl" --kubeconfig "$work/ada.kubeconfig" apply -f hack/demo/learner-train-job.yaml
-# Grace forgot the toleration; Linus has not started yet.
-sed '/tolerations:/d' hack/demo/learner-train-job.yaml | "$kubectl" --kubeconfig "$work/grace.kubeconfig" apply -f -
 echo "  Ada trying to list every namespace's pods (she may only see her own):"
 "$kubectl" --kubeconfig "$work/ada.kubeconfig" get pods --all-namespaces 2>&1 | sed 's/^/  /' || true
-sleep 3  # let the scheduler decide
 
-step "Grading: labctl grade (every attempt is recorded; learners cannot read or change it)"
-labctl grade --cohort demo-cohort --lab advanced/gpu-training --plan hack/demo/grading.yaml || true
+step "Ada and Grace follow the lab (its reference solution); Linus games it (a planted mistake: $MISTAKE)"
+labctl lab solve "$LAB" --kubeconfig "$work/ada.kubeconfig" | sed 's/^/  ada:   /'
+labctl lab solve "$LAB" --kubeconfig "$work/grace.kubeconfig" | sed 's/^/  grace: /'
+labctl lab solve "$LAB" --mistake "$MISTAKE" --kubeconfig "$work/linus.kubeconfig" | sed 's/^/  linus: /'
+
+step "labctl lab check: each learner asks; the controller grades (never the learner's side)"
+for who in ada linus; do
+  echo "--- $who"
+  labctl lab check "$LAB" --kubeconfig "$work/$who.kubeconfig" 2>/dev/null || true
+done
+labctl lab check "$LAB" --kubeconfig "$work/grace.kubeconfig" >/dev/null 2>&1 || true
+
+step "The instructor: the cohort grid, a grading run, every attempt recorded"
+labctl cohort status demo-cohort
+out=$(dirname "$KUBECONFIG")/demo-reports
+mkdir -p "$out"
+labctl grade --cohort demo-cohort --lab "$LAB" || true
+labctl grade --cohort demo-cohort --lab "$LAB" -o html --out "$out/report.html" >/dev/null 2>&1 || true
 labctl grades --cohort demo-cohort
 
 step "Gradebook for Canvas"
-labctl gradebook export --cohort demo-cohort --format canvas
+labctl gradebook export --cohort demo-cohort --format canvas --out "$out/gradebook.csv"
+cat "$out/gradebook.csv"
 rm -rf "$work"
 
 real_note="" teardown_note=""
@@ -154,9 +175,13 @@ holds its GPUs; train-bert (2 more) would exceed the namespace quota of 4, so it
 refused at admission and the Job waits; forgot-toleration asks for a GPU without tolerating
 nvidia.com/gpu=present:NoSchedule and stays Pending; feature-api runs on CPU nodes only.
 
-In the cohort, Ada's training Job was placed on a GPU node within her quota and she passed;
-Grace's pod stays Pending (no toleration), so the required check fails; Linus has no
-Job yet. Each grading is a new GradeAttempt: run the demo again and the history grows.
+In the cohort, Ada and Grace followed $LAB (its reference solution, run with their own
+kubeconfigs) and passed; Linus tried to game it ($MISTAKE) and the checks that guard
+against it failed him, with feedback saying what to fix. Each check is a GradeAttempt the
+learners cannot read or change: run the demo again and the history grows.
+
+  HTML report: $out/report.html
+  Gradebook:   $out/gradebook.csv
 $real_note
 Explore:  export KUBECONFIG=$KUBECONFIG;  $kubectl get pods -A -o wide;  $kubectl get grades
 Tear down: labctl sim down$teardown_note
