@@ -10,6 +10,8 @@ features; the labels stay here and the metric is computed here.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import urllib.error
@@ -20,7 +22,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from graders._endpoint_io import Table
 from graders._endpoint_scoring import label_key
 from graders._mlflow_rest import Mlflow
 from graders.core import GraderError, TransientGraderError
@@ -170,20 +171,23 @@ class Prediction:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def features_csv(table: Table) -> bytes:
-    """The hidden set without its labels: all the sandbox is given of it."""
-    import csv
-    import io
+def features_csv(path: Path, label_column: str) -> bytes:
+    """The hidden set without its label column, cells as written: all the sandbox gets of it.
 
+    Read after :func:`~graders._endpoint_io.load_table` accepted the file, so it parses.
+    """
+    with path.open(newline="") as handle:
+        lines = [line for line in csv.reader(handle) if line]
+    at = lines[0].index(label_column)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
-    writer.writerows(table.rows)
+    csv.writer(out, lineterminator="\n").writerows(
+        [v for i, v in enumerate(line) if i != at] for line in lines
+    )
     return out.getvalue().encode()
 
 
-def predict(work: Path, table: Table, *, numeric: bool, deadline_s: float) -> Prediction:
-    """Run the model in ``work/model`` on the hidden features, in the sandbox.
+def predict(work: Path, features: bytes, *, rows: int, numeric: bool, deadline_s: float) -> Prediction:
+    """Run the model in ``work/model`` on the hidden ``features`` (a CSV of ``rows``), in the sandbox.
 
     :class:`GraderError` when there is no sandbox: the model never runs anywhere else.
     """
@@ -198,7 +202,7 @@ def predict(work: Path, table: Table, *, numeric: bool, deadline_s: float) -> Pr
         box = run(
             argv,
             work=work,
-            inputs={"features.csv": features_csv(table)},
+            inputs={"features.csv": features},
             outputs=[OUTPUT],
             env=env,
             limits=Limits(),
@@ -216,7 +220,7 @@ def predict(work: Path, table: Table, *, numeric: bool, deadline_s: float) -> Pr
     }
     if box.timed_out:
         return Prediction(None, f"did not finish predicting within {deadline_s:.0f} s", evidence)
-    return _read(box.files.get(OUTPUT), len(table.rows), numeric, box.reason, evidence)
+    return _read(box.files.get(OUTPUT), rows, numeric, box.reason, evidence)
 
 
 def _text(stream: str | bytes | None) -> str:

@@ -26,7 +26,15 @@ from pydantic import Field, FilePath, field_validator, model_validator
 from graders._endpoint_io import load_table
 from graders._endpoint_scoring import Metric, fmt_number, metric_value
 from graders._mlflow_rest import Mlflow
-from graders._model_scoring import ModelFiles, NoModel, download_all, has_file, logged_model, predict
+from graders._model_scoring import (
+    ModelFiles,
+    NoModel,
+    download_all,
+    features_csv,
+    has_file,
+    logged_model,
+    predict,
+)
 from graders._model_scoring import run_artifacts as run_folder
 from graders.core import Context, Outcome, check
 from graders.mlflow_checks import (
@@ -260,7 +268,9 @@ def model_score(ctx: Context, params: ModelScoreParams) -> Outcome:
             problem = f"the model of {subject.name} ({subject.files.what}) has no MLmodel file"
             return Outcome(False, _feedback([problem + ": log it with mlflow.<flavor>.log_model"]), evidence)
         deadline = max(1.0, ctx.remaining() - SANDBOX_MARGIN_S)
-        answer = predict(work, table, numeric=params.metric == "rmse", deadline_s=deadline)
+        features = features_csv(params.data, params.label_column)
+        numeric = params.metric == "rmse"
+        answer = predict(work, features, rows=len(table.rows), numeric=numeric, deadline_s=deadline)
     evidence.update(answer.evidence)
     if answer.values is None:
         return Outcome(False, _feedback([f"the model of {subject.name} {answer.problem}"]), evidence)

@@ -14,7 +14,8 @@ the instructor's hidden test set: the iris rows held out of the learner's traini
 - experiment ``constant``: a most-frequent-class model, its true accuracy logged.
 - experiment ``hostile``: a pickled model that, when loaded, reads a file planted in the grader's
   home and the hidden labels, writes outside its folder and connects to a listener on the
-  grader's loopback; it raises with whatever it read, predicts the labels if it read them.
+  grader's loopback; it raises with whatever it read, predicts the labels if it read them (or
+  if they came with the features).
 - experiment ``no-model``: a run with metrics and no model.
 - experiment ``broken``: a model that imports a library the grader's environment lacks.
 - model ``old-clf``: registered from the run before the session.
@@ -459,6 +460,8 @@ def learner_work(uri: str, hidden: Path, trap: dict[str, Any]) -> dict[str, Any]
                 print("LOOT", *self.loot, file=sys.stderr)
 
         def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            if "label" in model_input.columns:  # were the labels handed in with the features?
+                return model_input["label"].tolist()
             hidden = next(
                 (text for text in self.loot if text.startswith(",".join(model_input.columns))), None
             )
