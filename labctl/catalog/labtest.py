@@ -229,9 +229,10 @@ def test_labs(
     keep: bool,
     log_dir: Path,
     on_result: Callable[[Outcome], None],
+    parallel: int = 4,
 ) -> list[Outcome]:
-    """Labs run concurrently (each its own cohort)."""
-    with ThreadPoolExecutor(max_workers=max(1, min(4, len(folders)))) as pool:
+    """Labs run ``parallel`` at a time (each its own cohort; its runs all at once)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(folders)))) as pool:
         futures = [
             pool.submit(test_lab, kube, f, keep=keep, log_dir=log_dir, on_result=on_result) for f in folders
         ]

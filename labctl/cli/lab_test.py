@@ -30,6 +30,7 @@ from labctl.kube import Kube
     help="Lab roots or folders (default: the built-in catalog and $LABCTL_LABS_PATH).",
 )
 @click.option("--keep", is_flag=True, help="Keep the throwaway cohorts to look around.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True, help="Labs at once.")
 @click.option(
     "--logs", type=click.Path(file_okay=False, path_type=Path), default=None, help="Script logs here."
 )
@@ -41,6 +42,7 @@ def test_cmd(
     every: bool,
     paths: tuple[Path, ...],
     keep: bool,
+    parallel: int,
     logs: Path | None,
     output: str,
 ) -> None:
@@ -61,7 +63,7 @@ def test_cmd(
             f"{mark:9} {o.lab} {o.stage}: expected {o.expected}, got {o.got} ({o.seconds:.0f}s)"
         )
 
-    results = test_labs(kube, chosen, keep=keep, log_dir=log_dir, on_result=show)
+    results = test_labs(kube, chosen, keep=keep, log_dir=log_dir, on_result=show, parallel=parallel)
     rows = [{**asdict(o), "seconds": round(o.seconds, 1)} for o in results]
     columns = ["lab", "stage", "expected", "got", "seconds", "ok"] + (
         ["detail"] if any(o.detail for o in results) else []
