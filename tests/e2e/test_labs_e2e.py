@@ -1,0 +1,80 @@
+"""`labctl lab test` on every built-in lab whose stacks must really run, on the real node.
+
+A sim with the real node (no kwok CPU nodes: every pod runs here), the stack images loaded, the
+controller as a local process on this machine (root: its sandbox is bubblewrap; checks reach the
+learners' Services through port-forwards), the catalog published. Then each lab is proven honest:
+a fresh learner fails every check, each planted mistake is caught by exactly its checks, the
+reference solution gets full marks. Labs kwok nodes can grade run in make test instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.catalog.load import builtin_root, load_catalog
+from tests.conftest import labctl
+from tests.e2e.machine import wait_for_machine_lock
+from tests.helpers.processes import free_port, stop_group
+
+NAME = "e2elabs"
+SETTINGS = Path(__file__).parents[2] / "manifests" / "stack-settings" / "local-images.yaml"
+IMAGES = ["object-store", "prometheus", "alertmanager", "config-reloader", "model-server", "mlflow"]
+REAL_NODE_LABS = [lab.id for lab in load_catalog([builtin_root()]) if not lab.lab.simulable]
+
+pytestmark = pytest.mark.timeout(3600)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[str, dict[str, str]]]:
+    """(kubeconfig, env) of a real-node sim with the local controller running."""
+    labctl("images", "build", *IMAGES, timeout=7200)
+    root = Path(tempfile.mkdtemp(prefix="labctl-e2elabs-", dir="/tmp"))
+    env = {"LABCTL_STATE_DIR": str(root)}
+    wait_for_machine_lock()
+    controller: subprocess.Popen[bytes] | None = None
+    try:
+        sizes = ["--cpu-nodes", "0", "--gpu-nodes", "1", "--gpus-per-node", "2"]
+        kubeconfig = labctl("sim", "up", NAME, "--real-node", *sizes, env=env, timeout=400).stdout.strip()
+        labctl("images", "load", *IMAGES, "--sim", NAME, env=env, timeout=1800)
+        kc = ["--kubeconfig", kubeconfig]
+        labctl("install", "--local-controller", *kc, env=env)
+        log = (root / "controller.log").open("ab")
+        port = free_port()
+        controller = subprocess.Popen(
+            [sys.executable, "-m", "labctl.cli", "controller", "run", "--liveness-port", str(port),
+             "--stack-settings", str(SETTINGS), *kc],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **env},
+        )  # fmt: skip
+        labctl("lab", "publish", *kc, env=env)
+        yield kubeconfig, env
+    finally:
+        if controller is not None:
+            stop_group(controller)
+        labctl("sim", "down", NAME, env=env, check=False, timeout=300)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("lab_id", REAL_NODE_LABS)
+def test_lab_is_honest_on_the_real_node(cluster: tuple[str, dict[str, str]], lab_id: str) -> None:
+    kubeconfig, env = cluster
+    started = time.monotonic()
+    result = labctl("lab", "test", lab_id, "-o", "json", "--kubeconfig", kubeconfig, env=env, check=False,
+                    timeout=3000)  # fmt: skip
+    rows = json.loads(result.stdout or "[]")
+    table = "\n".join(
+        f"  {r['stage']}: expected {r['expected']}, got {r['got']} ({r['seconds']}s) {r.get('detail', '')}"
+        for r in rows
+    )
+    print(f"\n{lab_id} on the real node: {time.monotonic() - started:.0f}s\n{table}")
+    assert result.returncode == 0, f"{table}\n{result.stderr[-3000:]}"
+    assert rows[0]["stage"] == "fresh" and rows[-1]["stage"] == "solution" and len(rows) >= 5
