@@ -1,4 +1,7 @@
-"""Checks of what a learner made in their namespace: objects, GPU placement, quota use, Jobs.
+"""Checks of what a learner made in their namespace: objects, GPU placement, quota use.
+
+(Jobs' queueing and completion: :mod:`graders.kube_jobs`; what a pod's spec and managedFields
+say about its placement: :mod:`graders._kube_pods`.)
 
 Everything goes through ``ctx.kube`` (:class:`labctl.kube.Kube`) with the grader's own rights.
 An API failure is ours (:class:`GraderError`; transient when a retry may help); a missing or
@@ -13,8 +16,9 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from kubernetes.utils import parse_quantity
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
+from graders import _kube_pods as kp
 from graders.core import Context, GraderError, Outcome, Params, TransientGraderError, check
 from labctl.kube import RETRY_STATUSES, KubeError
 
@@ -86,6 +90,33 @@ class ObjectParams(Params):
     kind: str
     name: str
     fields: dict[str, Any] = Field(default_factory=dict)  # dotted path -> expected value
+    at_least: dict[str, str | int | float] = Field(default_factory=dict)  # dotted path -> a lower bound
+    present: list[str] = Field(default_factory=list)  # dotted paths that must be set, to anything
+    created_after: AwareDatetime | None = None  # the object must be this new (the session's start)
+
+
+def _field_problems(obj: Obj, params: ObjectParams, found: dict[str, Any]) -> list[str]:
+    problems = []
+    for path, expected in params.fields.items():
+        actual = dig(obj, path)
+        found[path] = None if actual is _MISSING else actual
+        if actual is _MISSING:
+            problems.append(f"{path} is not set (expected {expected!r})")
+        elif not same(actual, expected):
+            problems.append(f"{path} is {actual!r}, expected {expected!r}")
+    for path, bound in params.at_least.items():
+        actual = dig(obj, path)
+        found[path] = None if actual is _MISSING else actual
+        if actual is _MISSING or isinstance(actual, dict | list | bool) or actual is None:
+            problems.append(f"{path} is not set (expected at least {bound!r})")
+        elif _quantity(str(actual)) < _quantity(str(bound)):
+            problems.append(f"{path} is {actual!r}, expected at least {bound!r}")
+    for path in params.present:
+        actual = dig(obj, path)
+        found[path] = None if actual is _MISSING else actual
+        if actual is _MISSING or actual in (None, "", [], {}):
+            problems.append(f"{path} is not set")
+    return problems
 
 
 @check("kube.object", ObjectParams)
@@ -95,19 +126,19 @@ def object_matches(ctx: Context, params: ObjectParams) -> Outcome:
     obj = kube_get(ctx, params.api_version, params.kind, params.name)
     if obj is None:
         return Outcome(False, f"no {what} ({params.api_version}) in namespace {ctx.namespace}")
-    problems, found = [], {}
-    for path, expected in params.fields.items():
-        actual = dig(obj, path)
-        found[path] = None if actual is _MISSING else actual
-        if actual is _MISSING:
-            problems.append(f"{path} is not set (expected {expected!r})")
-        elif not same(actual, expected):
-            problems.append(f"{path} is {actual!r}, expected {expected!r}")
+    if params.created_after and kp.older_than(obj, params.created_after):
+        return Outcome(
+            False, kp.stale(what, obj, params.created_after), {"object": f"{params.api_version} {what}"}
+        )
+    found: dict[str, Any] = {}
+    problems = _field_problems(obj, params, found)
     evidence = {"object": f"{params.api_version} {what}", "fields": found}
     if problems:
         return Outcome(False, f"{what}: " + "; ".join(problems), evidence)
-    matched = f" with {', '.join(f'{p} = {v!r}' for p, v in params.fields.items())}" if params.fields else ""
-    return Outcome(True, f"{what} exists{matched}", evidence)
+    said = [f"{p} = {v!r}" for p, v in params.fields.items()]
+    said += [f"{p} = {found[p]!r} (at least {v!r})" for p, v in params.at_least.items()]
+    said += [f"{p} set" for p in params.present]
+    return Outcome(True, f"{what} exists" + (f" with {', '.join(said)}" if said else ""), evidence)
 
 
 def job_pods(ctx: Context, job: Obj) -> list[Obj]:
@@ -153,44 +184,67 @@ class PlacementParams(Params):
     label_selector: str | None = None  # the pods to look at...
     job: str | None = None  # ...or the pods of this Job
     node_labels: dict[str, str | None] = Field(default_factory=dict)  # None: the label with any value
+    avoid_node_labels: dict[str, str | None] = Field(default_factory=dict)  # the node must lack these
+    selects_nodes: dict[str, str | None] = Field(default_factory=dict)  # the spec must require these
     requests: dict[str, str | int | float] = Field(default_factory=dict)  # at least this much, per pod
     tolerations: list[str] = Field(default_factory=list)  # "key[=value][:Effect]"
+    scheduled: bool = False  # the scheduler chose the node (no spec.nodeName written by a client)
+    bound: bool = True  # false: judge the pods' specs only, bound to a node or not
+    created_after: AwareDatetime | None = None  # only pods (and the Job) this new count
     min_pods: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _one_selection(self) -> PlacementParams:
         if (self.label_selector is None) == (self.job is None):
             raise ValueError("give exactly one of label_selector, job")
+        if not self.bound and (self.node_labels or self.avoid_node_labels or self.scheduled):
+            raise ValueError("node_labels, avoid_node_labels and scheduled judge a node: they need bound")
         return self
 
 
+def _unbound(pod: Obj) -> str:
+    why = next(
+        (
+            c.get("message")
+            for c in (pod.get("status") or {}).get("conditions") or []
+            if c.get("type") == "PodScheduled" and c.get("status") == "False"
+        ),
+        None,
+    )
+    return "is not bound to any node" + (f" ({why})" if why else "")
+
+
+def _node_problems(
+    ctx: Context, params: PlacementParams, node_name: str, nodes: dict[str, Obj | None]
+) -> list[str]:
+    if not (params.node_labels or params.avoid_node_labels):
+        return []
+    if node_name not in nodes:
+        nodes[node_name] = kube_get(ctx, "v1", "Node", node_name, cluster_scoped=True)
+    labels = ((nodes[node_name] or {}).get("metadata") or {}).get("labels") or {}
+    problems = []
+    if missing := kp.lacking(labels, params.node_labels):
+        problems.append(f"runs on node {node_name}, which lacks {', '.join(missing)}")
+    if unwanted := kp.carrying(labels, params.avoid_node_labels):
+        problems.append(f"runs on node {node_name}, which it should stay off ({', '.join(unwanted)})")
+    return problems
+
+
 def _placement_problems(
-    ctx: Context, params: PlacementParams, pod: Obj, nodes: dict[str, Obj | None]
+    ctx: Context, params: PlacementParams, pod: Obj, nodes: dict[str, Obj | None], template: Obj | None
 ) -> list[str]:
     spec, problems = pod.get("spec") or {}, []
-    node_name = spec.get("nodeName")
-    if not node_name:
-        why = next(
-            (
-                c.get("message")
-                for c in (pod.get("status") or {}).get("conditions") or []
-                if c.get("type") == "PodScheduled" and c.get("status") == "False"
-            ),
-            None,
+    node_name: str = spec.get("nodeName") or ""
+    if params.bound and not node_name:
+        problems.append(_unbound(pod))
+    elif params.bound:
+        problems += _node_problems(ctx, params, node_name, nodes)
+        if params.scheduled and (why := kp.pinned_by(pod, template)):
+            problems.append(f"was pinned to node {node_name}: {why}; let the scheduler choose")
+    if unselected := kp.unselected(spec, params.selects_nodes):
+        problems.append(
+            f"does not require node label {', '.join(unselected)} (nodeSelector or required node affinity)"
         )
-        problems.append("is not bound to any node" + (f" ({why})" if why else ""))
-    elif params.node_labels:
-        if node_name not in nodes:
-            nodes[node_name] = kube_get(ctx, "v1", "Node", node_name, cluster_scoped=True)
-        node = nodes[node_name]
-        labels = ((node or {}).get("metadata") or {}).get("labels") or {}
-        missing = [
-            f"{k}={v}" if v is not None else k
-            for k, v in params.node_labels.items()
-            if k not in labels or (v is not None and labels[k] != v)
-        ]
-        if missing:
-            problems.append(f"runs on node {node_name}, which lacks {', '.join(missing)}")
     for resource, amount in params.requests.items():
         if (have := pod_requests(pod, resource)) < _quantity(amount):
             problems.append(f"requests {have.normalize() if have else 'no'} {resource} (needs {amount})")
@@ -200,43 +254,85 @@ def _placement_problems(
     return problems
 
 
-@check("kube.pod_placement", PlacementParams)
-def pod_placement(ctx: Context, params: PlacementParams) -> Outcome:
-    """Pods (by label selector, or a Job's) run on the right nodes with the right requests and tolerations."""
+def _pods_to_judge(ctx: Context, params: PlacementParams) -> tuple[list[Obj], str, Obj | None, str]:
+    """(pods, what they are, the Job's pod template, why there are none) for the check's selection."""
     if params.job:
         job = kube_get(ctx, "batch/v1", "Job", params.job)
         if job is None:
-            return Outcome(False, f"no Job {params.job} in namespace {ctx.namespace}")
-        pods, which = job_pods(ctx, job), f"Job {params.job}"
-    else:
-        pods = kube_list(ctx, "v1", "Pod", label_selector=params.label_selector)
-        which = f"selector {params.label_selector}"
+            return [], f"Job {params.job}", None, f"no Job {params.job} in namespace {ctx.namespace}"
+        if params.created_after and kp.older_than(job, params.created_after):
+            return [], f"Job {params.job}", None, kp.stale(f"Job {params.job}", job, params.created_after)
+        template = (job.get("spec") or {}).get("template")
+        return job_pods(ctx, job), f"Job {params.job}", template, ""
+    found = kube_list(ctx, "v1", "Pod", label_selector=params.label_selector)
+    return found, f"selector {params.label_selector}", None, ""
+
+
+@check("kube.pod_placement", PlacementParams)
+def pod_placement(ctx: Context, params: PlacementParams) -> Outcome:
+    """Pods (by label selector, or a Job's) run on the right nodes with the right requests and tolerations."""
+    found, which, template, none_why = _pods_to_judge(ctx, params)
+    if none_why:
+        return Outcome(False, none_why)
+    old = [p for p in found if params.created_after and kp.older_than(p, params.created_after)]
+    current = [p for p in found if p not in old]
     nodes: dict[str, Obj | None] = {}
     report, failures = [], []
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+    for pod in sorted(current, key=lambda p: p["metadata"]["name"]):
         name = pod["metadata"]["name"]
-        problems = _placement_problems(ctx, params, pod, nodes)
+        problems = _placement_problems(ctx, params, pod, nodes, template)
         report.append({"pod": name, "node": (pod.get("spec") or {}).get("nodeName"), "problems": problems})
         failures += [f"pod {name} {problem}" for problem in problems]
-    evidence = {"pods": report}
-    if len(pods) < params.min_pods:
+    evidence: dict[str, Any] = {"pods": report}
+    if old:
+        evidence["ignored_older_pods"] = sorted(p["metadata"]["name"] for p in old)
+    if len(current) < params.min_pods:
+        ignored = f" ({len(old)} older pod(s) from before the session ignored)" if old else ""
         return Outcome(
-            False, f"{which}: found {len(pods)} pod(s), expected at least {params.min_pods}", evidence
+            False,
+            f"{which}: found {len(current)} pod(s), expected at least {params.min_pods}{ignored}",
+            evidence,
         )
     if failures:
         return Outcome(False, "; ".join(failures[:6]), evidence)
+    if not params.bound:
+        return Outcome(True, f"{len(current)} pod(s) of {which} ask for what is required", evidence)
     where = ", ".join(sorted({str(r["node"]) for r in report}))
-    return Outcome(True, f"{len(pods)} pod(s) of {which} placed as required (on {where})", evidence)
+    return Outcome(True, f"{len(current)} pod(s) of {which} placed as required (on {where})", evidence)
 
 
 class QuotaParams(Params):
     name: str | None = None  # one ResourceQuota; None: every quota in the namespace
     resources: list[str] = Field(default_factory=list)  # e.g. requests.nvidia.com/gpu; empty: all
+    min_used: dict[str, str | int | float] = Field(default_factory=dict)  # in use now: at least this
+
+
+def _quota_problems(quota: Obj, params: QuotaParams, usage: dict[str, Any]) -> list[str]:
+    name, status = quota["metadata"]["name"], quota.get("status") or {}
+    hard, used = status.get("hard") or {}, status.get("used")
+    if used is None:
+        raise TransientGraderError(f"ResourceQuota {name}: usage not computed yet by the quota controller")
+    problems = []
+    for resource in dict.fromkeys([*(params.resources or sorted(hard)), *params.min_used]):
+        if resource not in hard:
+            problems.append(f"ResourceQuota {name} sets no limit for {resource}")
+            continue
+        now = used.get(resource, "0")
+        usage[f"{name}/{resource}"] = {"used": now, "hard": hard[resource]}
+        if _quantity(now) > _quantity(hard[resource]):
+            problems.append(f"{resource}: {now} used of {hard[resource]} allowed by {name}")
+        elif resource in params.min_used and _quantity(now) < _quantity(params.min_used[resource]):
+            problems.append(
+                f"{resource}: {now} in use of {hard[resource]} allowed by {name}; expected at least "
+                f"{params.min_used[resource]} in use"
+            )
+    return problems
 
 
 @check("kube.quota_respected", QuotaParams)
 def quota_respected(ctx: Context, params: QuotaParams) -> Outcome:
-    """The namespace's ResourceQuota use stays within its hard limits."""
+    """The namespace's ResourceQuota use stays within its hard limits (and, with ``min_used``, is
+    really used: work holds that much of it now)."""
     if params.name:
         one = kube_get(ctx, "v1", "ResourceQuota", params.name)
         quotas = [one] if one else []
@@ -246,99 +342,18 @@ def quota_respected(ctx: Context, params: QuotaParams) -> Outcome:
         return Outcome(
             False, f"no ResourceQuota {params.name or ''} in namespace {ctx.namespace}".replace("  ", " ")
         )
-    problems, usage = [], {}
-    for quota in quotas:
-        name, status = quota["metadata"]["name"], quota.get("status") or {}
-        hard, used = status.get("hard") or {}, status.get("used")
-        if used is None:
-            raise TransientGraderError(
-                f"ResourceQuota {name}: usage not computed yet by the quota controller"
-            )
-        for resource in params.resources or sorted(hard):
-            if resource not in hard:
-                problems.append(f"ResourceQuota {name} sets no limit for {resource}")
-                continue
-            usage[f"{name}/{resource}"] = {"used": used.get(resource, "0"), "hard": hard[resource]}
-            if _quantity(used.get(resource, "0")) > _quantity(hard[resource]):
-                problems.append(f"{resource}: {used[resource]} used of {hard[resource]} allowed by {name}")
+    usage: dict[str, Any] = {}
+    problems = [p for quota in quotas for p in _quota_problems(quota, params, usage)]
     if problems:
         return Outcome(False, "; ".join(problems), {"usage": usage})
-    return Outcome(True, f"within quota ({len(usage)} resource(s) checked)", {"usage": usage})
-
-
-class JobParams(Params):
-    job: str
-
-
-def _scheduling_failures(ctx: Context, job: Obj, pods: list[Obj]) -> list[Obj]:
-    """FailedScheduling events of the Job's pods, current or gone (by uid, else by generated name)."""
-    uids = {p["metadata"]["uid"] for p in pods}
-    named = re.compile(rf"^{re.escape(job['metadata']['name'])}-(\d+-)?[a-z0-9]{{5}}$")
-    events = kube_list(ctx, "v1", "Event", field_selector="involvedObject.kind=Pod,reason=FailedScheduling")
-    return [
-        e
-        for e in events
-        if (e.get("involvedObject") or {}).get("uid") in uids
-        or named.match((e.get("involvedObject") or {}).get("name", ""))
-    ]
-
-
-@check("kube.job_queued", JobParams)
-def job_queued(ctx: Context, params: JobParams) -> Outcome:
-    """A Job had to queue: its pod was Pending with a FailedScheduling event."""
-    job = kube_get(ctx, "batch/v1", "Job", params.job)
-    if job is None:
-        return Outcome(False, f"no Job {params.job} in namespace {ctx.namespace}")
-    pods = job_pods(ctx, job)
-    events = _scheduling_failures(ctx, job, pods)
-    evidence = {
-        "pods": {p["metadata"]["name"]: (p.get("status") or {}).get("phase") for p in pods},
-        "events": [
-            {"pod": e["involvedObject"].get("name"), "message": e.get("message"), "count": e.get("count")}
-            for e in events[:5]
-        ],
-    }
-    if not events:
-        return Outcome(
-            False,
-            f"Job {params.job} did not queue: none of its pods was ever unschedulable (no FailedScheduling "
-            "event), so it got its resources at once. Did it request what the cluster was short of?",
-            evidence,
-        )
-    first = events[0]
-    return Outcome(
-        True,
-        f"Job {params.job} queued: pod {first['involvedObject'].get('name')} was Pending "
-        f"({(first.get('message') or '').strip()})",
-        evidence,
+    in_use = (
+        " with " + ", ".join(f"{r}: {usage[f'{q}/{r}']['used']} in use" for q, r in _used_keys(usage, params))
+        if params.min_used
+        else ""
     )
+    return Outcome(True, f"within quota ({len(usage)} resource(s) checked){in_use}", {"usage": usage})
 
 
-@check("kube.job_succeeded", JobParams)
-def job_succeeded(ctx: Context, params: JobParams) -> Outcome:
-    """A Job completed successfully."""
-    job = kube_get(ctx, "batch/v1", "Job", params.job)
-    if job is None:
-        return Outcome(False, f"no Job {params.job} in namespace {ctx.namespace}")
-    status = job.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
-    evidence = {k: status.get(k) for k in ("active", "succeeded", "failed", "startTime", "completionTime")}
-    if "Complete" in conditions:
-        return Outcome(
-            True, f"Job {params.job} completed ({status.get('succeeded', 0)} pod(s) succeeded)", evidence
-        )
-    if "Failed" in conditions:
-        failed = conditions["Failed"]
-        return Outcome(
-            False, f"Job {params.job} failed: {failed.get('reason')}: {failed.get('message')}", evidence
-        )
-    pending = [
-        p["metadata"]["name"] for p in job_pods(ctx, job) if (p.get("status") or {}).get("phase") == "Pending"
-    ]
-    waiting = f"; pods still Pending: {', '.join(pending[:3])}" if pending else ""
-    return Outcome(
-        False,
-        f"Job {params.job} has not completed yet ({status.get('active') or 0} active, "
-        f"{status.get('succeeded') or 0} succeeded, {status.get('failed') or 0} failed{waiting})",
-        evidence,
-    )
+def _used_keys(usage: dict[str, Any], params: QuotaParams) -> list[tuple[str, str]]:
+    pairs = [tuple(key.split("/", 1)) for key in usage]
+    return [(q, r) for q, r in pairs if r in params.min_used]

@@ -7,6 +7,7 @@ GPU placement needs GPU nodes: the sim cluster has them (``nvidia.com/gpu=presen
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -276,3 +277,218 @@ def test_without_a_cluster_connection_the_grader_errs() -> None:
     result = run_check(CheckCall("kube.job_succeeded", {"job": "x"}), Context(namespace="ns"))
     assert result.status is Status.ERROR
     assert result.feedback == "grader error: no cluster connection: run this check with a kubeconfig"
+
+
+# -- the GPU-scheduling lab's questions: off the pool, chosen by the scheduler, held by a quota --
+
+HOLD = {"pod-complete.stage.kwok.x-k8s.io/delay": "10m"}  # kwok: the pod keeps its GPU for a while
+AMPERE = {"nvidia.com/gpu.family": "ampere"}
+
+
+def test_cpu_work_is_judged_off_the_gpu_nodes(kube: Kube, namespace: str, gpu_nodes: list[str]) -> None:
+    kube.apply(job(namespace, "prepare", pod_spec()))
+    kube.apply(job(namespace, "squatter", pod_spec(tolerate_gpu=True, nodeSelector=GPU_NODE)))
+    (cpu,) = wait_bound(kube, namespace, "prepare")
+    (squat,) = wait_bound(kube, namespace, "squatter")
+    off = {"avoid_node_labels": {"nvidia.com/gpu.present": None}}
+
+    ok = grade(kube, namespace, "kube.pod_placement", job="prepare", **off)
+    assert ok.status is Status.PASSED, ok.feedback
+    assert cpu["spec"]["nodeName"] not in gpu_nodes
+
+    on_gpu = grade(kube, namespace, "kube.pod_placement", job="squatter", **off)
+    assert on_gpu.status is Status.FAILED
+    assert on_gpu.feedback == (
+        f"pod {squat['metadata']['name']} runs on node {squat['spec']['nodeName']}, which it should stay off "
+        "(nvidia.com/gpu.present=true)"
+    )
+
+
+def test_node_selection_is_read_from_the_spec_by_selector_or_required_affinity(
+    kube: Kube, namespace: str, gpu_nodes: list[str]
+) -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.family", "operator": "In", "values": ["ampere"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    # No toleration: Pending for ever, yet what it asks for is there to judge (bound: false).
+    kube.apply(job(namespace, "by-selector", pod_spec(gpus=1, nodeSelector=AMPERE)))
+    kube.apply(job(namespace, "by-affinity", pod_spec(gpus=1, tolerate_gpu=True, affinity=affinity)))
+    kube.apply(job(namespace, "anywhere", pod_spec(gpus=1, tolerate_gpu=True)))
+    wait_bound(kube, namespace, "by-affinity")
+    kube.wait_for(lambda: pods_of(kube, namespace, "by-selector"), timeout=60, what="a pod of by-selector")
+    wait_bound(kube, namespace, "anywhere")
+    spec_only = {"bound": False, "selects_nodes": AMPERE}
+
+    for name in ("by-selector", "by-affinity"):
+        result = grade(kube, namespace, "kube.pod_placement", job=name, **spec_only)
+        assert result.status is Status.PASSED, result.feedback
+        assert result.feedback == f"1 pod(s) of Job {name} ask for what is required"
+    (pod,) = pods_of(kube, namespace, "anywhere")
+    anywhere = grade(kube, namespace, "kube.pod_placement", job="anywhere", **spec_only)
+    assert anywhere.status is Status.FAILED
+    assert anywhere.feedback == (
+        f"pod {pod['metadata']['name']} does not require node label nvidia.com/gpu.family=ampere "
+        "(nodeSelector or required node affinity)"
+    )
+    (pending,) = pods_of(kube, namespace, "by-selector")
+    bound = grade(kube, namespace, "kube.pod_placement", job="by-selector", selects_nodes=AMPERE)
+    assert bound.status is Status.FAILED
+    assert bound.feedback.startswith(f"pod {pending['metadata']['name']} is not bound to any node (0/")
+
+
+def test_a_pod_pinned_by_node_name_was_not_scheduled(
+    kube: Kube, namespace: str, gpu_nodes: list[str]
+) -> None:
+    spec = pod_spec(gpus=1, tolerate_gpu=True, nodeSelector=GPU_NODE)
+    kube.apply(job(namespace, "scheduled", spec))
+    kube.apply(job(namespace, "pinned", {**spec, "nodeName": gpu_nodes[0]}))
+    bare = {"name": "bare", "namespace": namespace, "labels": {"app": "bare"}}
+    kube.apply(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": bare, "spec": {**spec, "nodeName": gpu_nodes[0]}}
+    )
+    wait_bound(kube, namespace, "scheduled")
+    (pinned,) = wait_bound(kube, namespace, "pinned")
+
+    ok = grade(kube, namespace, "kube.pod_placement", job="scheduled", scheduled=True, **PLACEMENT)
+    assert ok.status is Status.PASSED, ok.feedback
+
+    by_template = grade(kube, namespace, "kube.pod_placement", job="pinned", scheduled=True, **PLACEMENT)
+    assert by_template.status is Status.FAILED
+    assert by_template.feedback == (
+        f"pod {pinned['metadata']['name']} was pinned to node {gpu_nodes[0]}: its Job's pod template sets "
+        f"spec.nodeName: {gpu_nodes[0]}; let the scheduler choose"
+    )
+    # A bare pod has no template to read: who wrote spec.nodeName is in its managedFields.
+    by_client = grade(kube, namespace, "kube.pod_placement", label_selector="app=bare", scheduled=True)
+    assert by_client.status is Status.FAILED
+    assert by_client.feedback == (
+        f"pod bare was pinned to node {gpu_nodes[0]}: spec.nodeName was written by labctl, not bound by "
+        "the scheduler; let the scheduler choose"
+    )
+
+
+def test_a_job_held_back_by_the_quota_queued(kube: Kube, namespace: str, gpu_nodes: list[str]) -> None:
+    hard = {"requests.nvidia.com/gpu": "1"}
+    kube.apply(quota(namespace, hard))
+    wait_quota(kube, namespace, hard)
+    spec = pod_spec(gpus=1, tolerate_gpu=True, nodeSelector=GPU_NODE)
+    kube.apply(job(namespace, "first", spec, annotations=HOLD))
+    wait_bound(kube, namespace, "first")
+    kube.apply(job(namespace, "second", spec, annotations=HOLD))
+    kube.wait_for(
+        lambda: kube.list(
+            "v1", "Event", namespace=namespace,
+            field_selector="involvedObject.kind=Job,involvedObject.name=second,reason=FailedCreate",
+        ),
+        timeout=60,
+        what="the quota to refuse Job second's pod",
+    )  # fmt: skip
+
+    held = grade(kube, namespace, "kube.job_queued", job="second", held_by="quota", resource=GPU)
+    assert held.status is Status.PASSED, held.feedback
+    assert held.feedback.startswith(
+        'Job second queued: a ResourceQuota held its pod back (Error creating: pods "second-'
+    )
+    assert "exceeded quota: lab-quota, requested: requests.nvidia.com/gpu=1" in held.feedback
+    assert pods_of(kube, namespace, "second") == []  # refused, so never created: nothing overcommitted
+
+    not_for_cpu = grade(kube, namespace, "kube.job_queued", job="second", held_by="quota", resource="cpu")
+    assert not_for_cpu.status is Status.FAILED
+    assert not_for_cpu.feedback.startswith("Job second waited, but never for cpu: Error creating: pods")
+
+    by_scheduler = grade(kube, namespace, "kube.job_queued", job="second")
+    assert by_scheduler.status is Status.FAILED
+    assert by_scheduler.feedback.startswith(
+        "Job second did not queue: none of its pods was ever unschedulable"
+    )
+    either = grade(kube, namespace, "kube.job_queued", job="second", held_by="either")
+    assert either.status is Status.PASSED, either.feedback
+
+    first = grade(kube, namespace, "kube.job_queued", job="first", held_by="quota")
+    assert first.status is Status.FAILED
+    assert first.feedback == (
+        "Job first did not queue: no ResourceQuota ever held it back (no 'exceeded quota' FailedCreate "
+        "event), so it got its resources at once. Did it request what your namespace had no room left for?"
+    )
+
+    in_use = grade(
+        kube, namespace, "kube.quota_respected", name="lab-quota", min_used={"requests.nvidia.com/gpu": 1}
+    )
+    assert in_use.status is Status.PASSED, in_use.feedback
+    assert in_use.feedback == "within quota (1 resource(s) checked) with requests.nvidia.com/gpu: 1 in use"
+
+
+def test_quota_in_use_at_least(kube: Kube, namespace: str) -> None:
+    hard = {"requests.nvidia.com/gpu": "1"}
+    kube.apply(quota(namespace, hard))
+    wait_quota(kube, namespace, hard)
+    idle = grade(kube, namespace, "kube.quota_respected", min_used={"requests.nvidia.com/gpu": 1})
+    assert idle.status is Status.FAILED
+    assert idle.feedback == (
+        "requests.nvidia.com/gpu: 0 in use of 1 allowed by lab-quota; expected at least 1 in use"
+    )
+
+
+def test_object_bounds_presence_and_age(kube: Kube, namespace: str) -> None:
+    labels = {"app": "model"}
+    kube.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "model", "namespace": namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec()},
+            },
+        }
+    )
+    target = {"api_version": "apps/v1", "kind": "Deployment", "name": "model"}
+    ok = grade(
+        kube,
+        namespace,
+        "kube.object",
+        **target,
+        at_least={"spec.replicas": 2, "spec.template.spec.containers.0.resources.requests.memory": "64Mi"},
+        present=["spec.template.spec.containers.0.resources.requests.cpu"],
+        created_after=(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat(),
+    )
+    assert ok.status is Status.PASSED, ok.feedback
+    assert ok.feedback == (
+        "Deployment model exists with spec.replicas = 2 (at least 2), "
+        "spec.template.spec.containers.0.resources.requests.memory = '64Mi' (at least '64Mi'), "
+        "spec.template.spec.containers.0.resources.requests.cpu set"
+    )
+
+    short = grade(
+        kube,
+        namespace,
+        "kube.object",
+        **target,
+        at_least={"spec.replicas": 3, "status.unknownField": 1},
+        present=["spec.template.spec.containers.0.readinessProbe"],
+    )
+    assert short.status is Status.FAILED
+    assert short.feedback == (
+        "Deployment model: spec.replicas is 2, expected at least 3; status.unknownField is not set "
+        "(expected at least 1); spec.template.spec.containers.0.readinessProbe is not set"
+    )
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    stale = grade(kube, namespace, "kube.object", **target, created_after=later.isoformat())
+    assert stale.status is Status.FAILED
+    assert stale.feedback.startswith("Deployment model was created at ")
+    assert stale.feedback.endswith(
+        f"before your session started ({later.strftime('%Y-%m-%d %H:%M:%S')} UTC): "
+        "delete it and create it again as the lab asks"
+    )
