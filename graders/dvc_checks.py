@@ -18,6 +18,7 @@ from dvc_data.hashfile.hash import file_md5
 from pydantic import Field
 
 from graders import _dvc_repo as repo_
+from graders import _dvc_repro
 from graders._dvc_repo import Clone, LearnerProblem, Out
 from graders.core import Context, GraderError, Outcome, Params, check
 
@@ -299,29 +300,39 @@ def _json(text: str, what: str) -> Any:
 
 @check("dvc.metrics_reproduce", MetricsParams)
 def metrics_reproduce(ctx: Context, params: MetricsParams) -> Outcome:
-    """`dvc repro` in a clean clone reproduces the committed metrics within a tolerance."""
+    """`dvc repro` in a clean clone reproduces the committed metrics within a tolerance.
+
+    The learner's stages run in the grader's sandbox (graders.sandbox), never as the grader.
+    """
     try:
         with repo_.clone(params.repo, params.rev, ctx) as clone:
             env = _pull(clone, params, ctx)
-            committed = _metrics(clone, ctx, env)
+            shown = _metrics_shown(clone, ctx, env)
+            committed = flatten_metrics(shown)
             if not committed:
                 raise LearnerProblem(
                     "no metrics at this commit: list your metrics file under `metrics:` in dvc.yaml"
                 )
-            repro = repo_.dvc(clone, ctx, "repro", "--force", env=env, at_most=ctx.remaining())
-            if repro.returncode != 0:
-                raise LearnerProblem(f"`dvc repro` fails at this commit:\n{repo_.tail(repro)}")
-            reproduced = _metrics(clone, ctx, env)
+            ran = _dvc_repro.repro(clone, ctx, metric_files(shown))
+            reproduced = flatten_metrics(_metrics_shown(clone, ctx, env))
     except LearnerProblem as problem:
         return _failed(problem)
     keys = params.keys or tuple(k for k, v in committed.items() if _is_number(v))
     problems = compare_metrics(committed, reproduced, keys, params.tolerance)
-    evidence = {"commit": clone.commit, "committed": committed, "reproduced": reproduced, "keys": list(keys)}
+    evidence = {
+        "commit": clone.commit,
+        "committed": committed,
+        "reproduced": reproduced,
+        "keys": list(keys),
+        "sandbox": ran.where,
+    }
     if problems:
         return Outcome(passed=False, feedback="; ".join(problems), evidence=evidence)
-    shown = ", ".join(f"{k} {reproduced[k]:g}" for k in keys)
+    shown_keys = ", ".join(f"{k} {reproduced[k]:g}" for k in keys)
     return Outcome(
-        passed=True, feedback=f"`dvc repro` reproduces {shown} (±{params.tolerance:g})", evidence=evidence
+        passed=True,
+        feedback=f"`dvc repro` reproduces {shown_keys} (±{params.tolerance:g})",
+        evidence=evidence,
     )
 
 
@@ -347,11 +358,18 @@ def compare_metrics(
     return problems
 
 
-def _metrics(clone: Clone, ctx: Context, env: dict[str, str]) -> dict[str, Any]:
+def _metrics_shown(clone: Clone, ctx: Context, env: dict[str, str]) -> dict[str, Any]:
+    """`dvc metrics show --json` in the clone (reads files; runs none of the learner's code)."""
     proc = repo_.dvc(clone, ctx, "metrics", "show", "--json", env=env, at_most=120)
     if proc.returncode != 0:
         raise LearnerProblem(f"`dvc metrics show` fails at this commit: {repo_.tail(proc, 4)}")
-    return flatten_metrics(_json(proc.stdout, "dvc metrics show"))
+    shown: dict[str, Any] = _json(proc.stdout, "dvc metrics show")
+    return shown
+
+
+def metric_files(shown: dict[str, Any]) -> list[str]:
+    """The metrics files `dvc metrics show --json` read, repository-relative."""
+    return list(((shown.get("") or {}).get("data") or {}).keys())
 
 
 def flatten_metrics(shown: dict[str, Any]) -> dict[str, Any]:

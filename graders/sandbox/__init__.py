@@ -27,6 +27,7 @@ GraderError: the check ends as ``error``): learner code never runs unsandboxed.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -76,10 +77,8 @@ def run(
     if work is not None and not Path(work).is_dir():
         raise ValueError(f"sandbox work directory {work} does not exist")
     wall = limits.wall_s if deadline_s is None else max(0.1, min(limits.wall_s, deadline_s))
-    if backend() == "pod":
-        from graders.sandbox import pod as chosen
-    else:
-        from graders.sandbox import bwrap as chosen  # type: ignore[no-redef]
-    return chosen.run(
+    chosen = importlib.import_module(f"graders.sandbox.{backend()}")
+    result: Sandboxed = chosen.run(
         argv, work=work, inputs=inputs, outputs=outputs, env=env, limits=limits, python=python, wall_s=wall
     )
+    return result

@@ -63,11 +63,12 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime",
 SHM_BYTES = 16 << 20
 _uids = itertools.count()
 
-# Runs inside the sandbox as the learner's uid: $1 the control fd, $2-$4 CPU s, address space, processes.
+# Runs inside the sandbox as the learner's uid; $1-$3: CPU s, address space, processes. Its stdin is
+# the control pipe (dash cannot name fds above 9): moved to fd 3, which the learner's code does not get.
 INIT = r"""
-eval "exec 3>&$1 $1>&-"
-cpu=$2 mem=$3 nproc=$4
-shift 4
+exec 3>&0 0</dev/null
+cpu=$1 mem=$2 nproc=$3
+shift 3
 printf 'started\n' >&3
 mkdir -p /scratch/home /scratch/tmp /scratch/work || exit 125
 if [ -d /.labctl/work ] && ! err=$(cp -a /.labctl/work/. /scratch/work/ 2>&1); then
@@ -118,7 +119,6 @@ class Plan:
     python_roots: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     limits: Limits
-    control_fd: int = 3
 
 
 def python_roots() -> tuple[str, ...]:
@@ -176,7 +176,7 @@ def command(plan: Plan) -> list[str]:
     bwrap += ["--remount-ro", "/", "--chdir", SCRATCH, "--clearenv"]
     for key, value in plan.env:
         bwrap += ["--setenv", key, value]
-    bwrap += ["--", "/bin/sh", "-c", INIT, "sandbox-init", str(plan.control_fd)]
+    bwrap += ["--", "/bin/sh", "-c", INIT, "sandbox-init"]
     bwrap += [str(limits.cpu_s), str(limits.memory_mb << 20), str(limits.processes), *plan.argv]
     if plan.host_uid is None:
         return bwrap
@@ -273,7 +273,6 @@ def run(
             python_roots=roots,
             env=tuple(sandbox_env(env, python=python).items()),
             limits=limits,
-            control_fd=ctl_write,
         )
         ended = _execute(command(plan), plan, ctl_read, ctl_write, wall_s)
     uid = f"uid {SANDBOX_UID}" + (f" as host uid {host_uid}" if host_uid is not None else "")
@@ -300,10 +299,9 @@ def _execute(cmd: list[str], plan: Plan, ctl_read: int, ctl_write: int, wall_s: 
     try:
         proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=ctl_write,  # the control pipe, see INIT
             stdout=out_write,
             stderr=err_write,
-            pass_fds=(ctl_write,),
             cwd="/",
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
             start_new_session=True,  # its own process group: the wall clock kills all of it

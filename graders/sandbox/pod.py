@@ -19,4 +19,4 @@ def run(
     python: bool,
     wall_s: float,
 ) -> Sandboxed:
-    raise SandboxUnavailable("the in-cluster Pod sandbox is not available yet: grade from outside the cluster")
+    raise SandboxUnavailable("the in-cluster Pod sandbox is not built yet: grade from outside the cluster")
