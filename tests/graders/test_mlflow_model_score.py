@@ -23,7 +23,6 @@ the instructor's hidden test set: the iris rows held out of the learner's traini
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -44,10 +43,6 @@ from graders.engine import CheckCall, run_check
 from tests.graders.mlflow_fixtures import PYTHON, QUIET, REPO, STARTUP_S, healthy, server_command
 from tests.helpers.processes import free_port, server_process
 
-# Until graders.sandbox lands (built beside this check) the tests that run a model say so, visibly.
-needs_sandbox = pytest.mark.skipif(
-    importlib.util.find_spec("graders.sandbox") is None, reason="graders.sandbox has not landed yet"
-)
 TIMEOUT_S = 120.0  # per check: loading MLflow in the sandbox takes seconds on a loaded machine
 
 
@@ -155,7 +150,6 @@ def score(value: float) -> str:
 # -- mlflow.model_score: which model ------------------------------------------------------------
 
 
-@needs_sandbox
 def test_honest_best_run_passes(learner: Learner) -> None:
     best = learner.run("logreg-C0.3")
     result = grade(
@@ -180,7 +174,6 @@ def test_honest_best_run_passes(learner: Learner) -> None:
     assert result.evidence["value"] == pytest.approx(best["accuracy"])
 
 
-@needs_sandbox
 def test_model_logged_as_a_run_artifact_folder_passes(learner: Learner) -> None:
     """MLflow 2's way: the model's files in the run's artifacts under model/."""
     result = grade("mlflow.model_score", learner, experiment="iris-mlflow2", claimed_metric="accuracy")
@@ -190,7 +183,6 @@ def test_model_logged_as_a_run_artifact_folder_passes(learner: Learner) -> None:
     )
 
 
-@needs_sandbox
 def test_registered_model_by_alias_and_by_version(learner: Learner) -> None:
     champion = grade(
         "mlflow.model_score", learner, model="iris-scored", alias="champion", claimed_metric="accuracy"
@@ -209,7 +201,6 @@ def test_registered_model_by_alias_and_by_version(learner: Learner) -> None:
 # -- mlflow.model_score: what fails -------------------------------------------------------------
 
 
-@needs_sandbox
 def test_claim_that_the_model_does_not_back_fails_naming_both(learner: Learner) -> None:
     gaming = learner.run("gaming")
     result = grade(
@@ -239,7 +230,6 @@ def test_run_older_than_since_fails(learner: Learner) -> None:
     assert "comes from run 'before-session'" in registered.feedback
 
 
-@needs_sandbox
 def test_constant_model_fails_the_threshold(learner: Learner) -> None:
     result = grade(
         "mlflow.model_score", learner, experiment="constant", claimed_metric="accuracy", threshold=0.8
@@ -273,7 +263,6 @@ def test_missing_model_fails_with_clear_feedback(learner: Learner) -> None:
     )
 
 
-@needs_sandbox
 def test_model_that_fails_to_load_fails_saying_why(learner: Learner) -> None:
     result = grade("mlflow.model_score", learner, experiment="broken")
     assert result.status is Status.FAILED
@@ -283,7 +272,6 @@ def test_model_that_fails_to_load_fails_saying_why(learner: Learner) -> None:
     )
 
 
-@needs_sandbox
 def test_hostile_model_is_contained(learner: Learner) -> None:
     trap = learner.trap
     result = grade("mlflow.model_score", learner, experiment="hostile", threshold=0.9)
@@ -297,7 +285,6 @@ def test_hostile_model_is_contained(learner: Learner) -> None:
     assert result.evidence.get("sandbox")
 
 
-@needs_sandbox
 def test_without_a_sandbox_the_check_is_an_error(learner: Learner, monkeypatch: pytest.MonkeyPatch) -> None:
     import graders.sandbox
 
