@@ -92,6 +92,7 @@ def wait(
     """Poll the session's status until ``done``; ``on_change`` sees each new phase/message."""
     deadline = time.monotonic() + timeout
     last: tuple[str | None, str] | None = None
+    pause = 0.05  # quick answers come back quickly; long ones are polled at most twice a second
     while True:
         obj = get(kube, namespace, lab_id)
         if obj is None:
@@ -107,4 +108,5 @@ def wait(
                 f"timed out after {timeout:.0f}s: the {lab_id} session is {status.phase or 'Pending'}"
                 f"{': ' + status.message if status.message else ''} (is the labctl controller running?)"
             )
-        time.sleep(0.5)
+        time.sleep(pause)
+        pause = min(0.5, pause * 1.5)
