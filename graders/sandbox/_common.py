@@ -138,7 +138,11 @@ def files_from_tar(data: bytes, outputs: Sequence[str]) -> dict[str, bytes]:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar:
                 name = posixpath.normpath(member.name)
-                if not member.isreg() or not any(name == w or name.startswith(w + "/") for w in wanted):
+                if (
+                    name.startswith(("/", ".."))
+                    or not member.isreg()
+                    or not any(name == w or name.startswith(w + "/") for w in wanted)
+                ):
                     continue
                 extracted = tar.extractfile(member)
                 if extracted is not None:
