@@ -29,7 +29,7 @@ from pydantic import Field
 from graders import sandbox
 from graders.core import REGISTRY, CheckResult, Context, Outcome, Params, Status, check
 from graders.engine import CheckCall, Job, run_check, run_jobs
-from graders.sandbox import bwrap
+from graders.sandbox import bwrap, pod
 from tests.graders.s3_server import S3Server, versitygw
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
@@ -609,3 +609,113 @@ def test_outputs_come_back_only_as_regular_files_under_the_asked_paths() -> None
         buf.getvalue(), ["metrics.json", "out", "model.pkl", "../../etc/passwd"]
     )
     assert got == {"metrics.json": b"{}", "out/a.txt": b"a"}
+
+
+# --- the Pod sandbox, without a cluster -------------------------------------------------------
+
+
+def _pod_request(**overrides: object) -> pod.Request:
+    fields: dict[str, object] = {
+        "name": "labctl-sandbox-abc",
+        "nonce": "n0nce",
+        "image": "labctl.local/labctl-controller:0.1.0",
+        "uid": pod.UID_BASE + 5,
+        "argv": ("python", "predict.py"),
+        "env": (("HOME", "/scratch/home"),),
+        "limits": sandbox.Limits(wall_s=30, memory_mb=256, disk_mb=64),
+        "wall_s": 30.0,
+        "input_names": ("features.csv",),
+    }
+    return pod.Request(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_the_pod_is_restricted_tokenless_offline_and_bounded() -> None:
+    spec = pod.render_pod(_pod_request())["spec"]
+    [container] = spec["containers"]
+    assert spec["automountServiceAccountToken"] is False and spec["enableServiceLinks"] is False
+    assert spec["dnsPolicy"] == "None" and not spec.get("hostNetwork") and not spec.get("hostPID")
+    assert spec["activeDeadlineSeconds"] == 30 + pod.START_SLACK_S
+    assert spec["securityContext"]["runAsUser"] == pod.UID_BASE + 5
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+    assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "320Mi", "ephemeral-storage": "64Mi"}
+    assert {next(k for k in v if k != "name") for v in spec["volumes"]} == {"emptyDir", "secret"}
+    assert spec["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+    assert container["args"][-2:] == ["python", "predict.py"]
+
+
+def test_the_sandbox_namespace_enforces_restricted_and_denies_all_traffic() -> None:
+    namespace, policy, role, binding = pod.render_namespace()
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert policy["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "namespace": "labctl-system", "name": "labctl-controller"}
+    ]
+    assert all(r["resources"] != ["*"] for r in role["rules"])
+
+
+def test_a_work_directory_too_big_for_the_secret_is_an_error() -> None:
+    with pytest.raises(sandbox.SandboxUnavailable, match="do not fit the Pod sandbox's Secret"):
+        pod.render_secret(_pod_request(), b"x" * (1 << 20), {"features.csv": b""}, [])
+
+
+class FakeKube:
+    """The API as the Pod backend uses it; a created Pod 'runs' its init script in bubblewrap."""
+
+    namespace = "labctl-system"
+
+    def __init__(self, work: Path) -> None:
+        self.work, self.objects, self.deleted = work, {}, []  # type: ignore[var-annotated]
+        self.log = b""
+
+    def apply(self, obj: dict, **_: object) -> None:
+        self.objects[obj["kind"], obj["metadata"]["name"]] = obj
+
+    def create(self, obj: dict) -> dict:
+        self.apply(obj)
+        if obj["kind"] == "Pod":
+            [container] = obj["spec"]["containers"]
+            argv = [*container["command"], *container["args"]]
+            limits = sandbox.Limits(wall_s=20)
+            ran = bwrap.run(argv, work=self.work, inputs={}, outputs=["result.txt"], env={}, limits=limits,
+                            python=True, wall_s=20)  # fmt: skip
+            self.log = ran.stdout.encode()
+        return obj
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict:
+        return {"status": {"phase": "Succeeded", "containerStatuses": []}}
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        self.deleted.append((kind, name))
+        return True
+
+    def core(self) -> object:
+        log = self.log
+
+        class Core:
+            def read_namespaced_pod_log(self, *args: object, **kwargs: object) -> object:
+                return type("Response", (), {"data": log})()
+
+        return Core()
+
+
+def test_the_pod_backend_runs_and_reads_back_its_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pod.run end to end against a fake API whose Pod runs the real init script (in bubblewrap)."""
+    (tmp_path / "predict.py").write_text(
+        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
+        "open('result.txt', 'w').write('3 rows')\nsys.exit(3)\n"
+    )
+    fake = FakeKube(tmp_path)
+    monkeypatch.setattr(pod, "_kube", fake)
+    monkeypatch.setenv("LABCTL_SANDBOX_IMAGE", "labctl.local/labctl-controller:0.1.0")
+    monkeypatch.setenv("LABCTL_SANDBOX", "pod")
+    ran = sandbox.run(["python", "predict.py"], work=tmp_path, outputs=["result.txt"], python=True)
+    assert (ran.exit_code, ran.stdout, ran.stderr) == (3, "to stdout\n", "to stderr\n")
+    assert ran.files == {"result.txt": b"3 rows"}
+    assert ran.where.startswith("pod labctl-sandbox/labctl-sandbox-")
+    assert sorted(kind for kind, _ in fake.deleted) == ["Pod", "Secret"]
+    assert ("Namespace", "labctl-sandbox") in fake.objects and ("NetworkPolicy", "deny-all") in fake.objects
