@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,12 +29,13 @@ from pathlib import Path
 from labctl import cohorts, credentials
 from labctl.api.labs import LabSessionStatus
 from labctl.api.v1alpha1 import RosterEntry
+from labctl.catalog import follow
 from labctl.catalog.load import LabFolder
 from labctl.catalog.publish import publish
 from labctl.grading.reach import PortForwards
 from labctl.kube import Kube
-from labctl.sessions import client
-from labctl.sessions.env import stack_env
+from labctl.sessions import client, gates
+from labctl.sessions.env import PORT_OFFSET_ENV, stack_env
 from labctl.toolchain import paths
 
 SCRIPT_TIMEOUT_S = 900
@@ -43,8 +46,8 @@ CHECK_TIMEOUT_S = 1200
 class Run:
     """One learner's part of a lab test: which script, which checks must fail."""
 
-    stage: str  # fresh | mistake:<name> | solution
-    script: Path | None
+    stage: str  # fresh | mistake:<name> | solution | readme
+    script: Path | None  # for readme: the README, followed (labctl.catalog.follow)
     must_fail: frozenset[str]  # every other check must pass
 
 
@@ -65,6 +68,7 @@ def runs_of(folder: LabFolder) -> list[Run]:
         Run("fresh", None, every),
         *(Run(f"mistake:{m.name}", m.script, frozenset(m.spec.fails)) for m in folder.mistakes),
         Run("solution", folder.solution, frozenset()),
+        *([Run("readme", folder.path / "README.md", frozenset())] if follow.script(folder.readme) else []),
     ]
 
 
@@ -119,11 +123,25 @@ def _script_env(
     return {**env, **stack_env(kube, namespace, reach, stacks=folder.lab.stacks)}
 
 
+def _free_port_offset() -> int:
+    """An offset that frees `labctl lab connect`'s ports for a README being followed beside others."""
+    for _ in range(200):
+        offset = random.randrange(100, 550) * 100
+        try:
+            for port in (5000, 7070, 9090, 9093):
+                socket.create_server(("127.0.0.1", port + offset)).close()
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free local ports for labctl lab connect")
+
+
 def solve(
     learner: Kube, folder: LabFolder, script: Path, *, kubeconfig: Path, namespace: str
 ) -> subprocess.CompletedProcess[str]:
     """Run a lab's ``run.sh`` (solution or mistake) as the learner whose kubeconfig this is: in a
-    scratch copy of the lab (no hidden data), their stacks port-forwarded with their own rights."""
+    scratch copy of the lab (no hidden data), their stacks port-forwarded with their own rights.
+    ``README.md`` is followed instead (labctl.catalog.follow), from an empty working folder."""
     scratch = Path(tempfile.mkdtemp(prefix="labctl-solve-"))
     forwards = PortForwards(learner)
     try:
@@ -131,9 +149,16 @@ def solve(
         env = _script_env(learner, folder, namespace, kubeconfig, scratch, forwards)
         lab_dir = Path(env["LAB_DIR"])
         shutil.copytree(folder.path, lab_dir, ignore=shutil.ignore_patterns("hidden", "__pycache__"))
+        cwd = lab_dir / script.parent.relative_to(folder.path)
+        if script.name == "README.md":
+            cwd = scratch / "work"  # a learner starts in a folder of their own
+            cwd.mkdir()
+            (scratch / "follow.sh").write_text(follow.script(folder.readme) or "")
+            script = scratch / "follow.sh"
+            env[PORT_OFFSET_ENV] = str(_free_port_offset())
         return subprocess.run(
-            ["bash", script.name],
-            cwd=lab_dir / script.parent.relative_to(folder.path),
+            ["bash", str(script) if script.is_absolute() else script.name],
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
@@ -168,7 +193,17 @@ def _one(kube: Kube, folder: LabFolder, run: Run, learner: dict, log_dir: Path) 
             proc = solve(learner_kube, folder, run.script, kubeconfig=kubeconfig, namespace=ns)
             log = log_dir / f"{folder.lab.name}.{run.stage.replace(':', '-')}.log"
             log.write_text(f"$ bash {run.script}\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
-            if proc.returncode != 0:
+            if run.stage == "readme":
+                # Following the README: a check may fail mid-way (it shows what is missing); any other
+                # command that fails is a README that does not work as written.
+                broken = [
+                    c for c in follow.failed_commands(proc.stderr) if not c.startswith("labctl lab check")
+                ]
+                if broken:
+                    return outcome(f"README step failed: {broken[0]}", False, f"see {log}")
+                done = client.status_of(client.get(learner_kube, ns, folder.id) or {})
+                time.sleep(gates.cooldown_left(done.last_check_at, gates.now(), folder.lab.cooldown_seconds))
+            elif proc.returncode != 0:
                 return outcome(f"run.sh exited {proc.returncode}", False, f"see {log}")
         wanted = client.bump(learner_kube, ns, folder.id, "checkRequest")  # `labctl lab check`, as them
         status = client.wait(

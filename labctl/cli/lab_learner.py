@@ -26,7 +26,7 @@ from labctl.grading.reach import PortForwards
 from labctl.kube import Kube
 from labctl.sessions import client
 from labctl.sessions.client import SETTLED
-from labctl.sessions.env import SERVICES, stack_env
+from labctl.sessions.env import SERVICES, port_offset, stack_env
 from labctl.sessions.results import next_hint
 
 MARK = {"passed": "✓", "failed": "✗", "error": "!", "pending": "·"}
@@ -286,7 +286,7 @@ def env_cmd(
 ) -> None:
     """Print `export` lines for your stacks: eval "$(labctl lab env)"."""
     ns = _namespace(kube, namespace, cohort, learner)
-    local: dict[str, int] = {svc: port for svc, port in SERVICES.values()}
+    local: dict[str, int] = {svc: port + port_offset() for svc, port in SERVICES.values()}
 
     def via_connect(url: str) -> str:  # what `labctl lab connect` listens on
         svc = url.split("//", 1)[1].split(".", 1)[0]
@@ -302,7 +302,7 @@ def env_cmd(
 def connect_cmd(kube: Kube, namespace: str | None, cohort: str | None, learner: str | None) -> None:
     """Forward your MLflow, object store, Prometheus and Alertmanager to localhost until Ctrl-C."""
     ns = _namespace(kube, namespace, cohort, learner)
-    forwards = PortForwards(kube, fixed_ports=True)
+    forwards = PortForwards(kube, fixed_ports=True, port_offset=port_offset())
     try:
         for var, (svc, port) in SERVICES.items():
             try:

@@ -71,9 +71,11 @@ class PortForwards:
     """URLs naming Services by cluster DNS -> local port-forwards, one per (namespace, service,
     port), kept open until :meth:`close`. Callable: the ``reach`` of a grading run."""
 
-    def __init__(self, kube: Kube, *, fixed_ports: bool = False) -> None:
+    def __init__(self, kube: Kube, *, fixed_ports: bool = False, port_offset: int = 0) -> None:
         self.kube = kube
-        self.fixed_ports = fixed_ports  # listen on the Service's own port number (labctl lab connect)
+        # Listen on the Service's own port number, plus an offset (labctl lab connect).
+        self.fixed_ports = fixed_ports
+        self.port_offset = port_offset
         self._open: dict[tuple[str, str, int], str] = {}
         self._lock = threading.Lock()
         self._forwards = contextlib.ExitStack()
@@ -91,7 +93,7 @@ class PortForwards:
         with self._lock:  # checks run in threads; one forward per Service port
             if key not in self._open:
                 pod, pod_port = self._target(namespace, service, port)
-                local = port if self.fixed_ports else 0
+                local = port + self.port_offset if self.fixed_ports else 0
                 self._open[key] = self._forwards.enter_context(
                     forwarded(self.kube, namespace, pod, pod_port, local_port=local)
                 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable, Collection
 
+from labctl.errors import UsageError
 from labctl.kube import Kube
 from labctl.provision.stacks import alertmanager, mlflow_server, object_store, prometheus
 from labctl.sessions import client
@@ -15,6 +17,18 @@ SERVICES = {  # env var -> (Service, port)
     "PROMETHEUS_URL": (prometheus.COMPONENT, prometheus.PORT),
     "ALERTMANAGER_URL": (alertmanager.COMPONENT, alertmanager.PORT),
 }
+
+
+PORT_OFFSET_ENV = "LABCTL_PORT_OFFSET"
+
+
+def port_offset() -> int:
+    """`lab connect` listens on each Service's port (5000, 7070, 9090, 9093) plus this offset,
+    and `lab env` names the same ports: set it when those ports are taken on your machine."""
+    raw = os.environ.get(PORT_OFFSET_ENV, "0")
+    if not raw.isdigit() or int(raw) > 55000:
+        raise UsageError(f"{PORT_OFFSET_ENV}={raw!r}: a whole number from 0 to 55000")
+    return int(raw)
 
 
 def stack_env(

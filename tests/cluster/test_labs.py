@@ -225,6 +225,7 @@ def test_lab_test_proves_a_lab_honest_and_catches_a_dishonest_one(
         ("mistake:no-service", True),
         ("mistake:wrong-message", True),
         ("solution", True),
+        ("readme", True),  # a learner following the README, command by command, gets full marks
     ]
     assert rows[0]["got"] == "all fail" and rows[-1]["got"] == "full marks"
 
@@ -234,9 +235,18 @@ def test_lab_test_proves_a_lab_honest_and_catches_a_dishonest_one(
     shutil.copytree(LABS / HELLO, lab)
     (lab / "lab.yaml").write_text((lab / "lab.yaml").read_text().replace(HELLO, "foundation/liar"))
     (lab / "mistakes" / "no-service" / "mistake.yaml").write_text("description: liar\nfails: [greeting]\n")
+    readme = (lab / "README.md").read_text().replace(HELLO, "foundation/liar")
+    (lab / "README.md").write_text(
+        readme.replace("kubectl create service clusterip web", "kubectl create servce")
+    )
     dishonest = labctl("lab", "test", "foundation/liar", "--labs", str(root), "-o", "json",
                        *cluster_args(test_cluster), check=False, timeout=600)  # fmt: skip
     assert dishonest.returncode == 1
     by_stage = {r["stage"]: r for r in json.loads(dishonest.stdout)}
     assert not by_stage["mistake:no-service"]["ok"]
     assert by_stage["mistake:no-service"]["got"] == "fail: service"
+    # A README whose command does not work as written is caught too.
+    assert (
+        not by_stage["readme"]["ok"]
+        and "README step failed: kubectl create servce" in by_stage["readme"]["got"]
+    )
