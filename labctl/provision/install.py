@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from graders.sandbox import pod as sandbox_pod
 from labctl.api.crds import crds
 from labctl.provision.policies import render_policies
 from labctl.provision.tenancy import ALL_VERBS, CONTROLLER_NAMESPACE, LEARNER_RULES, READ_VERBS
@@ -240,5 +241,6 @@ def render_install(
     """Everything `labctl install` applies, in order (the key Secret is handled separately)."""
     objects = [*crds(), *render_policies(), render_namespace(), *render_catalog_reader()]
     if controller:
-        objects += render_controller(image, stack_settings, node_selector)
+        # The in-cluster controller runs learners' code in short-lived pods of a namespace of its own.
+        objects += [*render_controller(image, stack_settings, node_selector), *sandbox_pod.render_namespace()]
     return objects
