@@ -69,7 +69,7 @@ def test_following_runs_shell_blocks_in_one_shell_and_reports_failures(tmp_path:
     proc = subprocess.run(["bash", "-c", text], cwd=tmp_path, capture_output=True, text=True, timeout=20)
     assert proc.stdout.splitlines() == ["hello from the README", "after"]  # cd carried over; it went on
     assert failed_commands(proc.stderr) == ["false"]
-    assert (tmp_path / "work" / "hello.txt").read_text() == "hello from the README\n"  
+    assert (tmp_path / "work" / "hello.txt").read_text() == "hello from the README\n"
 
 
 def test_a_readme_without_shell_blocks_has_nothing_to_follow() -> None:
