@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import random
 import threading
 import time
@@ -473,10 +474,14 @@ class Kube:
         self, resource: Any, obj: dict[str, Any], *, field_manager: str, force: bool, decode: bool
     ) -> Callable[[], Any]:
         """The server-side apply request of ``obj``; ``decode=False`` leaves the answer undecoded."""
+        # NB: serialised here as UTF-8 JSON. The client would json.dumps() with ASCII escapes, and the
+        # API server's YAML decoder refuses the surrogate-pair escapes of characters beyond the BMP
+        # (an emoji in a lab's README): "found invalid Unicode character escape code".
         return partial(
             self.dynamic.server_side_apply,
             resource,
-            body=obj,
+            body=json.dumps(obj, ensure_ascii=False).encode(),
+            name=obj["metadata"]["name"],
             namespace=obj["metadata"].get("namespace"),
             field_manager=field_manager,
             force_conflicts=force,
