@@ -8,6 +8,7 @@ ever sits in a lab definition.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -39,6 +40,12 @@ class RemoteParams(RepoParams):
     region: str = "us-east-1"
     access_key_env: str = Field("AWS_ACCESS_KEY_ID", description="grader env var holding the access key")
     secret_key_env: str = Field("AWS_SECRET_ACCESS_KEY", description="grader env var holding the secret key")
+    credentials_secret: str | None = Field(
+        None,
+        description="a Secret in the learner's namespace holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "(their own store's keys, e.g. object-store-credentials), read with the grader's rights; "
+        "instead of the *_env variables",
+    )
 
 
 class MetricsParams(RemoteParams):
@@ -145,7 +152,7 @@ def remote_complete(ctx: Context, params: RemoteParams) -> Outcome:
             remote = repo_.resolve_remote(
                 clone.root, name=params.remote, url=params.url, endpoint_url=params.endpoint_url
             )
-        store = repo_.Store(remote, _credentials(params), params.region, ctx)
+        store = repo_.Store(remote, _credentials(params, ctx), params.region, ctx)
         missing = [o for o in outs if not store.holds(o)]
     except LearnerProblem as problem:
         return _failed(problem)
@@ -166,8 +173,11 @@ def remote_complete(ctx: Context, params: RemoteParams) -> Outcome:
     )
 
 
-def _credentials(params: RemoteParams) -> dict[str, str]:
-    """The grader's key pair as the AWS variables DVC and botocore read."""
+def _credentials(params: RemoteParams, ctx: Context) -> dict[str, str]:
+    """The key pair as the AWS variables DVC and botocore read: the learner's own store's (from
+    ``credentials_secret`` in their namespace), else the grader's (from its environment)."""
+    if params.credentials_secret:
+        return _secret_credentials(params.credentials_secret, ctx)
     values = {}
     for target, source in (
         ("AWS_ACCESS_KEY_ID", params.access_key_env),
@@ -179,6 +189,20 @@ def _credentials(params: RemoteParams) -> dict[str, str]:
     return values
 
 
+def _secret_credentials(name: str, ctx: Context) -> dict[str, str]:
+    if ctx.kube is None or not ctx.namespace:
+        raise GraderError(f"credentials_secret {name}: the grader has no cluster connection to read it")
+    try:
+        secret = ctx.kube.get("v1", "Secret", name, ctx.namespace)
+    except Exception as exc:  # the API server or our rights: ours to fix
+        raise GraderError(f"could not read Secret {ctx.namespace}/{name}: {exc}") from exc
+    data = (secret or {}).get("data") or {}
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    if secret is None or not all(k in data for k in keys):
+        raise GraderError(f"Secret {ctx.namespace}/{name} with {' and '.join(keys)} not found")
+    return {k: base64.b64decode(data[k]).decode() for k in keys}
+
+
 # --- a clone with the learner's data pulled ---------------------------------------------
 
 
@@ -187,7 +211,7 @@ def _pull(clone: Clone, params: RemoteParams, ctx: Context) -> dict[str, str]:
     remote = repo_.resolve_remote(
         clone.root, name=params.remote, url=params.url, endpoint_url=params.endpoint_url
     )
-    creds = _credentials(params)
+    creds = _credentials(params, ctx)
     # Before `dvc pull`, whose errors do not tell a missing bucket (theirs) from a store down (ours).
     repo_.Store(remote, creds, params.region, ctx)
     repo_.use_remote(clone, remote, params.region)
