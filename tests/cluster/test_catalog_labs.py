@@ -25,8 +25,9 @@ def test_lab_is_honest(
         f"{r['stage']}: expected {r['expected']}, got {r['got']} {r.get('detail', '')}" for r in rows
     )
     assert result.returncode == 0, f"{table}\n{result.stderr[-3000:]}"
-    assert rows[0]["stage"] == "fresh" and rows[-1]["stage"] == "solution"
-    assert len(rows) >= 5  # fresh, at least three mistakes, the solution
+    stages = [r["stage"] for r in rows]
+    assert stages[0] == "fresh" and "solution" in stages and "readme" in stages  # the README is followed too
+    assert sum(s.startswith("mistake:") for s in stages) >= 3
 
 
 def test_some_lab_runs_here() -> None:

@@ -77,4 +77,6 @@ def test_lab_is_honest_on_the_real_node(cluster: tuple[str, dict[str, str]], lab
     )
     print(f"\n{lab_id} on the real node: {time.monotonic() - started:.0f}s\n{table}")
     assert result.returncode == 0, f"{table}\n{result.stderr[-3000:]}"
-    assert rows[0]["stage"] == "fresh" and rows[-1]["stage"] == "solution" and len(rows) >= 5
+    stages = [r["stage"] for r in rows]
+    assert stages[0] == "fresh" and "solution" in stages and "readme" in stages  # the README is followed too
+    assert sum(s.startswith("mistake:") for s in stages) >= 3
