@@ -258,7 +258,13 @@ def read_folder(folder: Path) -> tuple[LabFolder | None, list[Problem]]:
                 Problem(lab_path, f"hidden[{i}]", f"{name!r}: a file name directly under hidden/")
             )
         elif not (folder / "hidden" / name).is_file():
-            problems.append(Problem(lab_path, f"hidden[{i}]", f"no file hidden/{name} in {folder}"))
+            shipped = not (folder / "hidden").exists() and "site-packages" in folder.parts
+            why = (
+                " (the installed package carries no hidden data: use a labctl source checkout)"
+                if shipped
+                else ""
+            )
+            problems.append(Problem(lab_path, f"hidden[{i}]", f"no file hidden/{name} in {folder}{why}"))
     text = (_text(readme, problems) or "") if readme.is_file() else ""
     return LabFolder(folder, lab, text, tuple(setup), tuple(mistakes)), problems
 

@@ -1,7 +1,9 @@
-"""The lab catalog ships inside the package: a wheel install finds every lab, whole."""
+"""The lab catalog ships inside the package: a wheel install finds every lab, all but its hidden
+data (learners install labctl too: the graders' labels must not reach them)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,7 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_wheel_carries_every_lab_folder(tmp_path: Path) -> None:
+def test_the_wheel_carries_every_lab_folder_but_no_hidden_data(tmp_path: Path) -> None:
+    # A copy of the tree: a stale build/ folder in the checkout would lend the wheel old files.
+    source = tmp_path / "src"
+    junk = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, source, ignore=junk)
     subprocess.run(
         [
             sys.executable,
@@ -19,7 +25,7 @@ def test_the_wheel_carries_every_lab_folder(tmp_path: Path) -> None:
             "wheel",
             "--no-deps",
             "-q",
-            str(ROOT),
+            str(source),
             "-w",
             str(tmp_path),
         ],
@@ -34,4 +40,7 @@ def test_the_wheel_carries_every_lab_folder(tmp_path: Path) -> None:
         for p in (ROOT / "labs").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
-    assert in_repo <= names, f"missing from the wheel: {sorted(in_repo - names)[:5]}"
+    hidden = {name for name in in_repo if "/hidden/" in name}
+    assert hidden, "the catalog has hidden data to keep out"
+    assert in_repo - hidden <= names, f"missing from the wheel: {sorted(in_repo - hidden - names)[:5]}"
+    assert not hidden & names, f"hidden data in the wheel: {sorted(hidden & names)[:5]}"
