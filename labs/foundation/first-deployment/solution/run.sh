@@ -7,6 +7,10 @@ set -euo pipefail
 kubectl get configmap iris-model                                # step 1: the model is there
 kubectl apply -f deployment.yaml                                # step 2: the server
 kubectl rollout status deployment/iris --timeout=180s
+for _ in $(seq 60); do                                          # ready = started; the log says listening
+  kubectl logs deployment/iris 2>/dev/null | grep -q serving && break
+  sleep 1
+done
 kubectl apply -f service.yaml                                   # step 3: its Service
 for _ in $(seq 30); do                                          # the Service's endpoints follow the pods
   [ -n "$(kubectl get endpointslices -l kubernetes.io/service-name=iris \
