@@ -18,21 +18,4 @@ kubectl create configmap alert-rules --from-file=rules.yaml --dry-run=client -o 
 
 # The kubelet syncs the ConfigMap into Prometheus's pod within about a minute, then the reloader
 # reloads it: wait for the rule (and the scrape) as the README's step 6 shows.
-if [[ -n "${PROMETHEUS_URL:-}" ]]; then
-  python - "$PROMETHEUS_URL" <<'PY'
-import json, sys, time, urllib.request
-url, deadline = sys.argv[1], time.monotonic() + 300
-def get(path):
-    with urllib.request.urlopen(url + path, timeout=10) as r:
-        return json.load(r)["data"]
-while True:
-    rules = [r["name"] for g in get("/api/v1/rules")["groups"] for r in g["rules"]]
-    up = get("/api/v1/query?query=up%7Bapp%3D%22wine-model%22%7D")["result"]
-    if "WineFeatureDrift" in rules and any(s["value"][1] == "1" for s in up):
-        print("Prometheus scrapes wine-model and has WineFeatureDrift loaded")
-        break
-    if time.monotonic() > deadline:
-        sys.exit(f"after 300 s: rules {rules}, up {up}")
-    time.sleep(5)
-PY
-fi
+python "$LAB_DIR/solution/wait_for_prometheus.py" "$PROMETHEUS_URL" WineFeatureDrift --scraped

@@ -11,3 +11,5 @@ kubectl create configmap wine-model --from-file=model.joblib --dry-run=client -o
 kubectl apply -f model-server.yaml
 kubectl rollout status deployment/wine-model --timeout=300s
 kubectl create configmap alert-rules --from-file=rules.yaml --dry-run=client -o yaml | kubectl apply -f -
+# Its rule loaded, as the solution is; the server is never scraped, so only the rule is waited for.
+python "$LAB_DIR/solution/wait_for_prometheus.py" "$PROMETHEUS_URL" WineFeatureDrift
