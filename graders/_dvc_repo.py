@@ -115,9 +115,12 @@ def _submitted_bundle(repo: str, ctx: Context, scratch: Path) -> str:
         raise GraderError(f"repo {repo}: reading a submission needs the cluster and the learner's namespace")
     path = scratch / "submission.bundle"
     try:
-        download(store_of(ctx.kube, ctx.namespace), lab, path)
+        store = store_of(ctx.kube, ctx.namespace)
+        download(replace(store, endpoint=ctx.reach(store.endpoint)), lab, path)
     except LookupError as exc:
         raise LearnerProblem(str(exc), repo=repo) from None
+    except NoRoute as exc:
+        raise TransientGraderError(f"the learner's object store is unreachable: {exc}") from None
     except (LabctlError, BotoCoreError, ClientError) as exc:
         raise GraderError(
             f"cannot read the submission of {lab} from the learner's object store: {exc}"

@@ -16,6 +16,7 @@ import hashlib
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -156,16 +157,22 @@ def solve(
             (scratch / "follow.sh").write_text(follow.script(folder.readme) or "")
             script = scratch / "follow.sh"
             env[PORT_OFFSET_ENV] = str(_free_port_offset())
-        return subprocess.run(
-            ["bash", str(script) if script.is_absolute() else script.name],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=SCRIPT_TIMEOUT_S,
-            check=False,
-            start_new_session=True,  # its own process group: nothing it starts outlives the timeout
-        )
+        argv = ["bash", str(script) if script.is_absolute() else script.name]
+        # Its own process group, ended whole when the time is up: what the script started in the
+        # background (a `labctl lab connect &`) must not outlive it. The output so far is kept.
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=SCRIPT_TIMEOUT_S)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            err += f"\n(labctl lab test: stopped after {SCRIPT_TIMEOUT_S}s)"
+            code = -signal.SIGKILL
+        return subprocess.CompletedProcess(argv, code, out, err)
     finally:
         forwards.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -48,6 +48,10 @@ def stack_env(
                 env[key] = base64.b64decode(value).decode()
         env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         env["MLFLOW_S3_ENDPOINT_URL"] = env["AWS_ENDPOINT_URL"]
+    if "MLFLOW_TRACKING_URI" in env:
+        # MLflow 3 clients download artifacts from presigned URLs of the store when the server offers
+        # them; those name the store's cluster address, out of reach through `lab connect`.
+        env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
     for item in kube.list(client.API_VERSION, client.KIND, namespace=namespace):
         if (seed := client.status_of(item).seed) is not None:
             env["LAB_SEED"] = str(seed)
