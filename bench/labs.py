@@ -31,7 +31,7 @@ from labctl.catalog.publish import hidden_files, latest, published
 from labctl.grading.reach import reaching
 from labctl.grading.run import grade
 from labctl.kube import Kube
-from labctl.sessions import client
+from labctl.sessions import client, gates
 from labctl.sessions.plan import hidden_dir, place_of, plan_of
 
 START_TARGET_S, CHECK_TARGET_S = 15.0, 5.0
@@ -75,7 +75,7 @@ def bench_lab(admin: Kube, spec: LabSpec, runs: int, tmp: Path) -> dict[str, lis
             t = time.perf_counter()
             status = client.wait(me, ns, lab.id, lambda s, w=wanted: s.checks_served >= w, timeout=1200)
             figures["check"].append(time.perf_counter() - t)
-            assert not status.message.startswith("check refused"), status.message
+            assert not gates.check_refused(status.message), status.message
             t = time.perf_counter()
             with hidden_dir(hidden_files(admin, spec)) as hidden, reaching(admin, "auto") as reach:
                 start = status.started_at

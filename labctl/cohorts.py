@@ -20,7 +20,7 @@ from labctl.kube import Kube
 from labctl.modelfiles import problems
 from labctl.names import MANAGED_BY, dns_label_problem
 from labctl.provision import quota
-from labctl.provision.naming import learner_name, normalise_email
+from labctl.provision.naming import learner_name, learner_namespace, normalise_email
 from labctl.provision.roster import validate_rows
 from labctl.provision.tenancy import COHORT_LABEL
 from labctl.sessions import client as sessions_client
@@ -143,7 +143,7 @@ def progress_grid(kube: Kube, name: str) -> tuple[list[str], list[dict[str, Any]
     (not started, in progress, passed, failed, expired...) and score."""
     cohort = get_cohort(kube, name)
     people = learners(kube, name)
-    namespaces = {(o.get("status") or {}).get("namespace") or o["metadata"]["name"] for o in people}
+    namespaces = {learner_namespace(o) for o in people}
     sessions: dict[tuple[str, str], dict[str, Any]] = {}
     for item in kube.list(API_VERSION, sessions_client.KIND):
         if item["metadata"]["namespace"] in namespaces:
@@ -151,7 +151,7 @@ def progress_grid(kube: Kube, name: str) -> tuple[list[str], list[dict[str, Any]
     labs = list(dict.fromkeys([*cohort["spec"].get("labs", []), *sorted(lab for _, lab in sessions)]))
     rows = []
     for obj in people:
-        ns = (obj.get("status") or {}).get("namespace") or obj["metadata"]["name"]
+        ns = learner_namespace(obj)
         row: dict[str, Any] = {"learner": obj["spec"]["email"]}
         for lab in labs:
             session = sessions.get((ns, lab))

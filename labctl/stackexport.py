@@ -17,6 +17,7 @@ from typing import Any
 from labctl.errors import LabctlError
 from labctl.kube import Kube, condition_true
 from labctl.portforward import forwarded
+from labctl.provision.naming import learner_namespace
 from labctl.provision.stacks.object_store import SECRET as CREDENTIALS_SECRET
 from labctl.stackdata import dump_buckets, dump_mlflow
 
@@ -30,7 +31,7 @@ def export_stacks(
 ) -> None:
     """Write ``target/mlflow`` and ``target/object-store`` for ``learner`` (those it has)."""
     email = learner["spec"]["email"]
-    namespace = (learner.get("status") or {}).get("namespace") or learner["metadata"]["name"]
+    namespace = learner_namespace(learner)
     if (pod := _pod(kube, namespace, email, MLFLOW)) is not None:
         with forwarded(kube, namespace, pod["metadata"]["name"], _port(pod, MLFLOW, email)) as url:
             report(f"{email}: MLflow {dump_mlflow(url, target / MLFLOW, learner=email)}")

@@ -137,6 +137,12 @@ def published(kube: Kube, lab_id: str | None = None) -> list[LabSpec]:
     return sorted(specs, key=lambda s: (s.id, tuple(int(p) for p in s.version.split("."))))
 
 
+def newest(kube: Kube) -> list[LabSpec]:
+    """The newest published version of every lab, by id."""
+    found = {spec.id: spec for spec in published(kube)}  # oldest first: the newest wins
+    return list(found.values())
+
+
 def latest(kube: Kube, lab_id: str) -> LabSpec | None:
     versions = published(kube, lab_id)
     return versions[-1] if versions else None

@@ -17,14 +17,15 @@ import click
 from rich.markdown import Markdown
 
 from labctl import cohorts
-from labctl.api.labs import LabSessionStatus, LabSpec
-from labctl.catalog.publish import published
+from labctl.api.labs import LabSessionStatus
+from labctl.catalog.publish import newest
 from labctl.cli.common import kube_options
 from labctl.cli.output import console, emit, err_console, output_option
 from labctl.errors import LabctlError, UsageError
 from labctl.grading.reach import PortForwards
 from labctl.kube import Kube
-from labctl.sessions import client
+from labctl.provision.naming import learner_namespace
+from labctl.sessions import client, gates
 from labctl.sessions.client import SETTLED
 from labctl.sessions.env import SERVICES, port_offset, stack_env
 from labctl.sessions.results import next_hint
@@ -38,7 +39,7 @@ def _namespace(kube: Kube, namespace: str | None, cohort: str | None, learner: s
         if not (learner and cohort):
             raise UsageError("--learner and --cohort go together (an instructor acting for a learner)")
         found = cohorts.find_learner(kube, cohort, learner)
-        return str((found.get("status") or {}).get("namespace") or found["metadata"]["name"])
+        return learner_namespace(found)
     return namespace or kube.namespace
 
 
@@ -53,13 +54,6 @@ def whose(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _progress(status: LabSessionStatus) -> None:
     err_console.print(f"  {status.phase or 'Pending'}: {status.message}" if status.message else "  ...")
-
-
-def _lab_ids(kube: Kube) -> list[LabSpec]:
-    newest: dict[str, LabSpec] = {}
-    for spec in published(kube):
-        newest[spec.id] = spec  # sorted oldest first: the last one wins
-    return list(newest.values())
 
 
 @click.command("list")
@@ -78,7 +72,7 @@ def list_cmd(kube: Kube, level: str | None, output: str) -> None:
             "version": s.version,
             "title": s.definition.title,
         }
-        for s in _lab_ids(kube)
+        for s in newest(kube)
         if level is None or s.definition.level == level
     ]
     emit(rows, output=output, title="published labs")
@@ -158,7 +152,9 @@ def _task_rows(status: LabSessionStatus) -> list[dict[str, Any]]:
     ]
 
 
-def _print_session(kube: Kube, lab_id: str, status: LabSessionStatus, *, feedback: bool) -> None:
+def _print_session(
+    kube: Kube, namespace: str, lab_id: str, status: LabSessionStatus, *, feedback: bool
+) -> None:
     click.echo(
         f"{lab_id}: {status.phase} · score {status.score:g}/{status.max_score:g} · attempts {status.attempts}"
     )
@@ -173,7 +169,7 @@ def _print_session(kube: Kube, lab_id: str, status: LabSessionStatus, *, feedbac
                         f"\n{MARK.get(check.status, '?')} {task.title} / {check.name} ({check.status}):"
                     )
                     click.echo("  " + check.feedback.replace("\n", "\n  "))
-    spec = client.published_lab(kube, lab_id)
+    spec = client.session_lab(kube, namespace, lab_id)  # its hints, not a newer version's
     if (hint := next_hint(spec.definition, status.tasks)) is not None:
         click.echo(f"\nhint: {hint}")
 
@@ -213,7 +209,7 @@ def status_cmd(
     if output != "table":
         emit([status.model_dump(by_alias=True, mode="json")], output=output)
         return
-    _print_session(kube, lab_id, status, feedback=False)
+    _print_session(kube, ns, lab_id, status, feedback=False)
 
 
 @click.command("check")
@@ -240,12 +236,12 @@ def check_cmd(
     status = client.wait(
         kube, ns, lab_id, lambda s: s.checks_served >= wanted, timeout=timeout, on_change=_progress
     )
-    if status.message.startswith("check refused"):
+    if gates.check_refused(status.message):
         raise LabctlError(status.message)
     if output != "table":
         emit([status.model_dump(by_alias=True, mode="json")], output=output)
     else:
-        _print_session(kube, lab_id, status, feedback=True)
+        _print_session(kube, ns, lab_id, status, feedback=True)
     if any(c.status == "error" for t in status.tasks for c in t.checks):
         sys.exit(3)
     sys.exit(0 if status.passed else 1)

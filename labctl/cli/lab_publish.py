@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labctl.catalog.load import roots
+from labctl.catalog.load import LabFolder, roots
 from labctl.catalog.publish import publish
 from labctl.catalog.validate import validate
 from labctl.cli.common import kube_options
@@ -15,7 +15,7 @@ from labctl.errors import UsageError
 from labctl.kube import Kube
 
 
-def validated(paths: tuple[Path, ...]) -> list:  # type: ignore[type-arg]
+def validated(paths: tuple[Path, ...]) -> list[LabFolder]:
     """The labs under ``paths`` (default: the built-in catalog and $LABCTL_LABS_PATH), or every
     problem as a UsageError: nothing is published from a broken catalog."""
     # Given folders may name the built-in labs as prerequisites: those count, unpublished.

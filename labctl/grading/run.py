@@ -14,6 +14,7 @@ from labctl.grading.plan import GradingPlan
 from labctl.grading.records import record
 from labctl.grading.scoring import Score, score_attempt
 from labctl.kube import Kube
+from labctl.provision.naming import learner_namespace
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,9 @@ class Graded:
 
 def place_of(learner: dict[str, Any]) -> dict[str, str]:
     """What a plan's ``{placeholders}`` become for this learner."""
-    name = learner["metadata"]["name"]
-    namespace = (learner.get("status") or {}).get("namespace") or name
     return {
-        "namespace": namespace,
-        "learner": name,
+        "namespace": learner_namespace(learner),
+        "learner": learner["metadata"]["name"],
         "email": learner["spec"]["email"],
         "cohort": learner["spec"]["cohort"],
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Any
 
 NAMESPACE_MAX = 63
 HASH_LEN = 10  # 40 bits: a collision inside one roster is checked, not hoped away
@@ -37,3 +38,8 @@ def learner_name(cohort: str, email: str) -> str:
     room = NAMESPACE_MAX - len(cohort) - HASH_LEN - 2
     local = local[:room].strip("-") or "learner"
     return f"{cohort}-{local}-{email_hash(email)}"
+
+
+def learner_namespace(learner: dict[str, Any]) -> str:
+    """A Learner object's namespace: its status says; until then, it bears the Learner's name."""
+    return str((learner.get("status") or {}).get("namespace") or learner["metadata"]["name"])

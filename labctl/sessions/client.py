@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from labctl.api.labs import LabSessionStatus, LabSpec, session_name
+from labctl.api.labs import LabSessionStatus, LabSpec, lab_object_name, session_name
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.catalog.publish import latest
 from labctl.errors import LabctlError, UsageError
@@ -33,6 +33,18 @@ def published_lab(kube: Kube, lab_id: str) -> LabSpec:
     if spec is None:
         raise UsageError(f"lab {lab_id!r} is not published in this cluster (labctl lab list shows what is)")
     return spec
+
+
+def session_lab(kube: Kube, namespace: str, lab_id: str) -> LabSpec:
+    """The lab version the learner's session runs (it keeps the one it started with)."""
+    current = get(kube, namespace, lab_id)
+    if current is None:
+        return published_lab(kube, lab_id)
+    name = lab_object_name(lab_id, current["spec"]["version"])
+    lab = kube.get(API_VERSION, "Lab", name)
+    if lab is None:
+        raise LabctlError(f"lab {name} of your session is no longer published: ask your instructor")
+    return LabSpec.model_validate(lab["spec"])
 
 
 def _forbidden(exc: KubeError) -> LabctlError:

@@ -11,6 +11,7 @@ from collections.abc import Collection
 
 from labctl.api.labs import LEVELS, LabFile
 
+CHECK_REFUSED = "check refused: "  # how the controller answers a check it will not run
 INSTRUCTOR_HINT = "ask your instructor (they can start it for you with --override)"
 
 
@@ -53,6 +54,11 @@ def cooldown_left(last_check: dt.datetime | None, now: dt.datetime, cooldown_s: 
 def seed(learner: str, lab_id: str) -> int:
     """A learner's data seed for a lab: stable, different per learner (a friend's answer fails)."""
     return int(hashlib.sha256(f"{learner}/{lab_id}".encode()).hexdigest()[:8], 16) % 1_000_000
+
+
+def check_refused(message: str) -> bool:
+    """Whether a session's message answers a check request by refusing it."""
+    return message.startswith(CHECK_REFUSED)
 
 
 def now() -> dt.datetime:

@@ -14,7 +14,9 @@ from labctl.api.labs import LabSessionStatus, LabSpec
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.catalog.publish import hidden_files, latest
 from labctl.grading.plan import GradingPlan, PlannedCheck
+from labctl.grading.run import place_of as grading_place_of
 from labctl.kube import Kube
+from labctl.provision.naming import learner_namespace
 from labctl.sessions.gates import seed
 
 Places = Callable[[dict[str, Any]], dict[str, str]]
@@ -45,16 +47,13 @@ def plan_of(spec: LabSpec) -> GradingPlan:
 def place_of(
     learner: dict[str, Any], lab_id: str, *, hidden: Path | None, session_start: dt.datetime | None
 ) -> dict[str, str]:
-    """Every placeholder a lab's check parameters may use, for this learner."""
-    name = learner["metadata"]["name"]
+    """Every placeholder a lab's check parameters may use, for this learner: their place (as any
+    grading plan has it), the lab's hidden data folder, their session's start and their seed."""
     return {
-        "namespace": (learner.get("status") or {}).get("namespace") or name,
-        "learner": name,
-        "email": learner["spec"]["email"],
-        "cohort": learner["spec"]["cohort"],
+        **grading_place_of(learner),
         "hidden": str(hidden) if hidden else "",
         "session_start": (session_start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).isoformat(),
-        "seed": str(seed(name, lab_id)),
+        "seed": str(seed(learner["metadata"]["name"], lab_id)),
     }
 
 
@@ -87,7 +86,8 @@ def published_grading(kube: Kube, lab_id: str) -> Iterator[tuple[GradingPlan, Pl
     with hidden_dir(hidden_files(kube, spec)) as hidden:
 
         def places(learner: dict[str, Any]) -> dict[str, str]:
-            ns = (learner.get("status") or {}).get("namespace") or learner["metadata"]["name"]
-            return place_of(learner, lab_id, hidden=hidden, session_start=starts.get(ns))
+            return place_of(
+                learner, lab_id, hidden=hidden, session_start=starts.get(learner_namespace(learner))
+            )
 
         yield plan_of(spec), places

@@ -10,13 +10,12 @@ GradeAttempt the learner cannot read or change.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from graders.core import as_is
-from labctl.api.labs import LabSessionSpec, LabSessionStatus, LabSpec, lab_object_name
+from labctl.api.labs import LabSessionSpec, LabSessionStatus, LabSpec, SessionPhase, lab_object_name
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.catalog.publish import LAB_LABEL, hidden_files
 from labctl.grading import records
@@ -27,11 +26,11 @@ from labctl.sessions import gates
 from labctl.sessions.plan import hidden_dir, place_of, plan_of
 from labctl.sessions.results import initial_tasks, task_results
 
-log = logging.getLogger(__name__)
 SETUP_MANAGER = "labctl-lab-setup"
 SETUP_LABEL = f"{GROUP}/lab-setup"
 GRADED_BY = "labctl-controller (lab check)"
 TERMINAL = ("Refused", "Expired", "Stopped")
+NOT_STARTED = (None, "Pending")  # no start decided yet: gates apply
 
 
 class NotYet(Exception):
@@ -40,7 +39,7 @@ class NotYet(Exception):
 
 @dataclass
 class Session:
-    """One LabSession as read, plus what the reconcile learned about it."""
+    """One LabSession as read."""
 
     name: str
     namespace: str
@@ -70,7 +69,7 @@ def _passed_labs(kube: Kube, learner: str) -> set[str]:
     return {a["spec"]["lab"] for a in attempts if a["spec"].get("status") == "passed"}
 
 
-def _setup(kube: Kube, lab: LabSpec, namespace: str) -> int:
+def _setup(kube: Kube, lab: LabSpec, namespace: str) -> None:
     """Apply the lab's setup objects into the learner's namespace (server-side apply: idempotent).
     They are the learner's to change, so they carry no managed-by label."""
     for obj in lab.setup:
@@ -80,13 +79,26 @@ def _setup(kube: Kube, lab: LabSpec, namespace: str) -> int:
             {**obj, "metadata": {**meta, "namespace": namespace, "labels": labels}},
             field_manager=SETUP_MANAGER,
         )
-    return len(lab.setup)
 
 
 def _stacks_ready(learner: dict[str, Any], lab: LabSpec) -> list[str]:
     """The lab's stacks that are not ready yet in the learner's namespace."""
     ready = (learner.get("status") or {}).get("stacks") or {}
     return [s for s in lab.definition.stacks if not ready.get(s)]
+
+
+def _settle(kube: Kube, session: Session, status: LabSessionStatus, phase: SessionPhase, why: str) -> None:
+    status.phase, status.message = phase, why
+    write_status(kube, session, status)
+
+
+def _expired(kube: Kube, session: Session, status: LabSessionStatus, now: dt.datetime) -> bool:
+    """Mark the session Expired if its time is up; whether it is."""
+    ends = status.expires_at
+    if ends is None or now < ends:
+        return False
+    _settle(kube, session, status, "Expired", f"the session ended at {ends.isoformat()}")
+    return True
 
 
 def reconcile_session(
@@ -96,21 +108,20 @@ def reconcile_session(
     session = Session.of(body)
     status = session.status.model_copy(deep=True)
     now = now or gates.now()
-    lab_obj = kube.get(API_VERSION, "Lab", lab_object_name(session.spec.lab, session.spec.version))
-    learner = kube.get(API_VERSION, "Learner", session.namespace)  # a learner's namespace bears its name
     if status.phase in TERMINAL and not (status.phase == "Stopped" and not session.spec.stopped):
         return _answer_checks(kube, session, status, f"this session is {status.phase.lower()}")
-    if lab_obj is None or learner is None:
-        status.phase = "Refused"
-        status.message = (
-            f"{session.spec.lab} version {session.spec.version} is not published (labctl lab list)"
-            if learner is not None
-            else f"namespace {session.namespace} belongs to no learner: start labs in your own namespace"
-        )
-        write_status(kube, session, status)
+    lab_obj = kube.get(API_VERSION, "Lab", lab_object_name(session.spec.lab, session.spec.version))
+    learner = kube.get(API_VERSION, "Learner", session.namespace)  # a learner's namespace bears its name
+    if learner is None:
+        why = f"namespace {session.namespace} belongs to no learner: start labs in your own namespace"
+        _settle(kube, session, status, "Refused", why)
+        return status
+    if lab_obj is None:
+        why = f"{session.spec.lab} version {session.spec.version} is not published (labctl lab list)"
+        _settle(kube, session, status, "Refused", why)
         return status
     lab = LabSpec.model_validate(lab_obj["spec"])
-    if status.phase is None or status.phase == "Pending":
+    if status.phase in NOT_STARTED:
         refusal = gates.start_refusal(
             lab.definition,
             cohort_level=learner["spec"]["level"],
@@ -118,27 +129,16 @@ def reconcile_session(
             override=session.spec.override,
         )
         if refusal:
-            status.phase, status.message = "Refused", refusal
-            write_status(kube, session, status)
+            _settle(kube, session, status, "Refused", refusal)
             return status
     if session.spec.stopped:
-        status.phase, status.message = "Stopped", "stopped: labctl lab start to begin again"
-        write_status(kube, session, status)
+        _settle(kube, session, status, "Stopped", "stopped: labctl lab start to begin again")
         return status
-    if status.expires_at and now >= status.expires_at:
-        status.phase, status.message = "Expired", f"the session ended at {status.expires_at.isoformat()}"
-        write_status(kube, session, status)
+    if _expired(kube, session, status, now):
         return status
     if (
-        status.started_at is None
+        status.phase in (*NOT_STARTED, "SettingUp", "Stopped")
         or session.spec.reset_request > status.resets_served
-        or status.phase
-        in (
-            None,
-            "Pending",
-            "SettingUp",
-            "Stopped",
-        )
     ):
         _start(kube, session, status, lab, learner, now)
     if session.spec.check_request > status.checks_served:
@@ -180,7 +180,7 @@ def _answer_checks(kube: Kube, session: Session, status: LabSessionStatus, why: 
     """Refuse any pending check request with ``why`` (so a waiting `lab check` hears the answer)."""
     if session.spec.check_request > status.checks_served:
         status.checks_served = session.spec.check_request
-        status.message = f"check refused: {why}"
+        status.message = f"{gates.CHECK_REFUSED}{why}"
         write_status(kube, session, status)
     return status
 
@@ -233,10 +233,6 @@ def _check(
 def expire_if_due(kube: Kube, body: dict[str, Any], *, now: dt.datetime | None = None) -> bool:
     """Mark the session Expired once its time is up (a check running now still records)."""
     session = Session.of(body)
-    status = session.status
-    ends = status.expires_at
-    if ends is None or (now or gates.now()) < ends or status.phase in (*TERMINAL, "Checking"):
+    if session.status.phase in (*TERMINAL, "Checking"):
         return False
-    status.phase, status.message = "Expired", f"the session ended at {ends.isoformat()}"
-    write_status(kube, session, status)
-    return True
+    return _expired(kube, session, session.status, now or gates.now())
