@@ -17,10 +17,10 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from pydantic import Field, FilePath, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from graders._endpoint_io import Reply, Session, Table, Unreachable, load_table, session
-from graders._endpoint_scoring import Batch, Metric, Protocol, Tally, judge, snippet
+from graders._endpoint_scoring import Batch, HiddenDataScoring, Protocol, Tally, judge, snippet
 from graders.core import Context, GraderError, Outcome, Params, check
 
 
@@ -54,27 +54,10 @@ class EndpointParams(Params):
         return self
 
 
-class PredictParams(EndpointParams):
-    data: FilePath  # the hidden test set: a CSV with a label column, every other column a feature
-    label_column: str = "label"
-    metric: Metric = "accuracy"
-    threshold: float | None = None  # accuracy/f1: at least this (default 0.8); rmse: at most, required
-    positive_label: str | None = None  # f1 of this class (binary); None: macro-averaged over classes
+class PredictParams(HiddenDataScoring, EndpointParams):
     batch_size: int = Field(default=64, ge=1, le=10_000)
     latency_p95_ms: float | None = Field(default=None, gt=0)
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _threshold_fits(self) -> PredictParams:
-        if self.metric == "rmse" and (self.threshold is None or self.threshold < 0):
-            raise ValueError("metric rmse needs a threshold >= 0 (the largest acceptable rmse)")
-        if self.metric != "rmse" and self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise ValueError(f"threshold for {self.metric} must be between 0 and 1")
-        return self
-
-    @property
-    def target(self) -> float:
-        return self.threshold if self.threshold is not None else 0.8
 
 
 class HealthParams(EndpointParams):

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, FilePath, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from graders._endpoint_io import load_table
-from graders._endpoint_scoring import Metric, fmt_number, metric_value
+from graders._endpoint_scoring import HiddenDataScoring, fmt_number, metric_value
 from graders._mlflow_rest import Mlflow
 from graders._model_scoring import (
     ModelFiles,
@@ -56,7 +56,7 @@ from graders.mlflow_checks import (
 SANDBOX_MARGIN_S = 3.0  # of the check's time, kept back for reading the answer and scoring it
 
 
-class ModelScoreParams(TrackingParams):
+class ModelScoreParams(HiddenDataScoring, TrackingParams):
     """Which model (``experiment`` + ``best_by``, or ``model`` + ``alias``/``version``), on what data."""
 
     experiment: str | None = Field(default=None, min_length=1)
@@ -65,11 +65,6 @@ class ModelScoreParams(TrackingParams):
     model: str | None = Field(default=None, min_length=1)  # a registered model
     alias: str | None = None  # its version judged; else `version`; else its newest version
     version: int | None = Field(default=None, ge=1)
-    data: FilePath  # the hidden test set: a CSV with a label column, every other column a feature
-    label_column: str = "label"
-    metric: Metric = "accuracy"
-    threshold: float | None = None  # accuracy/f1: at least this (default 0.8); rmse: at most, required
-    positive_label: str | None = None  # f1 of this class (binary); None: macro-averaged over classes
     claimed_metric: str | None = None  # the logged metric that must agree with the recomputed value
     tolerance: float = Field(default=0.02, ge=0)
     since: Since = None  # the run must have started (a version been created) at or after this
@@ -92,15 +87,7 @@ class ModelScoreParams(TrackingParams):
             raise ValueError("give at most one of alias or version")
         if self.experiment is None and (self.best_by is not None or self.best_is is not None):
             raise ValueError("best_by and best_is go with experiment")
-        if self.metric == "rmse" and (self.threshold is None or self.threshold < 0):
-            raise ValueError("metric rmse needs a threshold >= 0 (the largest acceptable rmse)")
-        if self.metric != "rmse" and self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise ValueError(f"threshold for {self.metric} must be between 0 and 1")
         return self
-
-    @property
-    def target(self) -> float:
-        return self.threshold if self.threshold is not None else 0.8
 
 
 @dataclass(frozen=True)
