@@ -5,7 +5,7 @@ Layout inside (everything else of the host is absent)::
     /usr /bin /lib* /sbin      the host's system, read-only
     /etc                       ld.so's cache, timezone and a passwd naming only the sandbox user
     /scratch                   a size-limited tmpfs (Limits.disk_mb): work/ (the copy, cwd), home/, tmp/
-    /tmp, /var/tmp             -> /scratch/tmp
+    /tmp, /var/tmp             -> /scratch/tmp (a tmpfs as big when the grader's Python is in it)
     /inputs/<name>             the check's inputs, read-only
     /proc /dev                 the sandbox's own (its PID namespace; null, zero, random, a small /dev/shm)
     <the grader's python>      read-only, only with ``python=True``: the interpreter and its venv
@@ -168,7 +168,14 @@ def command(plan: Plan) -> list[str]:
     bwrap += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
     bwrap += ["--remount-ro", "/dev"]
     bwrap += ["--size", str(limits.disk_mb << 20), "--perms", "0700", "--tmpfs", SCRATCH]
-    bwrap += ["--symlink", f"{SCRATCH}/tmp", "/tmp", "--symlink", f"{SCRATCH}/tmp", "/var/tmp"]
+    for tmp in ("/tmp", "/var/tmp"):
+        if any(root == tmp or root.startswith(tmp + "/") for root in plan.python_roots):
+            # NB: the grader's Python lives here (a checkout under /tmp): bwrap binds it at its own
+            # path and cannot make parents through a symlink, so this one is a tmpfs of its own,
+            # bounded like the scratch.
+            bwrap += ["--size", str(limits.disk_mb << 20), "--perms", "1777", "--tmpfs", tmp]
+        else:
+            bwrap += ["--symlink", f"{SCRATCH}/tmp", tmp]
     bwrap += ["--ro-bind", str(staged / "inputs"), INPUTS, "--ro-bind", str(staged / "control"), CONTROL]
     for n, root in enumerate(plan.python_roots):
         source = str(staged / "view" / str(n)) if plan.host_uid is not None else root
