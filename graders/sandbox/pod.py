@@ -30,7 +30,6 @@ import io
 import math
 import os
 import secrets
-import sys
 import tarfile
 import threading
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from graders.sandbox._common import (
+    CUT_MARK,
     INPUTS,
     QUIET_ENV,
     SCRATCH,
@@ -56,12 +56,16 @@ LABELS = {"app.kubernetes.io/part-of": "labctl", "app.kubernetes.io/component": 
 SECRET_MAX = 900 << 10  # under the API server's 1 MiB object limit, with room for metadata
 UID_BASE = 0x70000000
 START_SLACK_S = 30  # scheduling and image start, beyond the learner's wall clock
+IMAGE_PYTHON_BIN = "/opt/venv/bin"  # the controller image's venv (labctl.images.stack), not the grader's
 
-# The Pod's command; $1-$4: nonce, CPU s, processes, output cap. Learner streams go to files in the
-# scratch; only this script writes the log, in frames a grader reads back.
+# The Pod's command; $1-$7: nonce, CPU s, address space bytes, processes, output cap, wall clock (s, ms).
+# Learner streams go through capped pipes to files in the scratch; only this script writes the log,
+# in frames a grader reads back. `timeout` ends the learner's process group at the wall clock (the
+# Pod's activeDeadlineSeconds ends whatever left the group), and the elapsed time tells it apart
+# from a learner's own exit status.
 INIT = r"""
-nonce=$1 cpu=$2 nproc=$3 cap=$4
-shift 4
+nonce=$1 cpu=$2 mem=$3 nproc=$4 cap=$5 wall=$6 wall_ms=$7
+shift 7
 frame() { printf 'labctl-sandbox %s %s\n' "$nonce" "$*"; }
 mkdir -p /scratch/home /scratch/tmp /scratch/work
 frame started
@@ -70,8 +74,18 @@ if [ -s /.labctl/work.tar ] && ! tar -x -f /.labctl/work.tar -C /scratch/work 2>
     exit 125
 fi
 cd /scratch/work || exit 125
-prlimit --cpu="$cpu:$((cpu + 1))" --nproc="$nproc" --core=0 -- "$@" </dev/null >/scratch/.out 2>/scratch/.err
+mkfifo /scratch/.o /scratch/.e
+head -c "$((cap + 1))" </scratch/.o >/scratch/.out &
+head -c "$((cap + 1))" </scratch/.e >/scratch/.err &
+began=$(date +%s%N)
+timeout -s KILL "$wall" prlimit --cpu="$cpu:$((cpu + 1))" --as="$mem" --nproc="$nproc" --core=0 -- "$@" \
+    </dev/null >/scratch/.o 2>/scratch/.e
 rc=$?
+took=$(( ($(date +%s%N) - began) / 1000000 ))
+wait
+if [ "$rc" = 137 ] && [ "$took" -ge "$((wall_ms - 50))" ]; then
+    frame timeout "$took"
+fi
 frame exit "$rc"
 for s in out err; do
     frame "$s" "$(wc -c </scratch/.$s)"
@@ -173,7 +187,14 @@ def render_pod(request: Request) -> dict[str, Any]:
         "image": request.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/sh", "-c", INIT, "sandbox-init", request.nonce, str(limits.cpu_s)],
-        "args": [str(limits.processes), str(limits.output_bytes), *request.argv],
+        "args": [
+            str(limits.memory_mb << 20),
+            str(limits.processes),
+            str(limits.output_bytes),
+            f"{request.wall_s:.3f}",
+            str(round(request.wall_s * 1000)),
+            *request.argv,
+        ],
         "workingDir": SCRATCH,
         "env": [{"name": k, "value": v} for k, v in request.env],
         "resources": {
@@ -251,6 +272,7 @@ def render_pod(request: Request) -> dict[str, Any]:
 def parse_log(log: bytes, nonce: str, limits: Limits, outputs: Sequence[str]) -> dict[str, Any]:
     """The frames of the init script's log: started, exit, out, err, files (see INIT)."""
     found: dict[str, Any] = {"started": False, "exit": None, "out": "", "err": "", "files": {}}
+    found["timeout"] = found["cut"] = False
     lines = log.decode(errors="replace").splitlines()
     prefix = f"labctl-sandbox {nonce} "
     for i, line in enumerate(lines):
@@ -262,13 +284,16 @@ def parse_log(log: bytes, nonce: str, limits: Limits, outputs: Sequence[str]) ->
             found["started"] = True
         elif kind == "copy-failed":
             found["copy_failed"] = rest
+        elif kind == "timeout":
+            found["timeout"] = True
         elif kind == "exit" and rest.isdigit():
             found["exit"] = int(rest)
         elif kind in ("out", "err"):
             text = _b64(body).decode("utf-8", errors="replace")
             size = int(rest) if rest.isdigit() else 0
             if size > limits.output_bytes:
-                text += f"\n[labctl sandbox: output cut at {limits.output_bytes} bytes]\n"
+                text += CUT_MARK.format(limit=limits.output_bytes)
+                found["cut"] = True
             found[kind] = text
         elif kind == "files" and outputs:
             found["files"] = files_from_tar(_b64(body), outputs)
@@ -354,7 +379,8 @@ def run(
     suffix = secrets.token_hex(5)
     base_env = {**QUIET_ENV, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{SCRATCH}/home"}
     if python:
-        base_env["PATH"] = f"{Path(sys.executable).parent}:{base_env['PATH']}"
+        # The image's interpreter: a grader outside the cluster (a forced pod backend) has its own elsewhere
+        base_env["PATH"] = f"{IMAGE_PYTHON_BIN}:{base_env['PATH']}"
     request = Request(
         name=f"labctl-sandbox-{suffix}",
         nonce=secrets.token_hex(8),
@@ -429,9 +455,14 @@ def _result(
         "OOMKilled": f"memory limit ({limits.memory_mb} MiB)",
         "Evicted": f"disk limit ({limits.disk_mb} MiB)",
     }.get(reason or "")
+    if found["timeout"]:
+        stopped = f"wall-clock limit {wall_s:g} s"
     if stopped is not None:
         timed_out = "wall-clock" in stopped
         return Sandboxed(None, found["out"], found["err"], timed_out, stopped, {}, where)
+    if found["cut"]:
+        stopped = f"output limit {limits.output_bytes} bytes"
+        return Sandboxed(None, found["out"], found["err"], False, stopped, {}, where)
     code = found["exit"]
     return Sandboxed(code, found["out"], found["err"], False, guess_reason(code, found["err"], limits),
                      found["files"], where)  # fmt: skip

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -24,107 +23,36 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import Field
 
 from graders import sandbox
-from graders.core import REGISTRY, CheckResult, Context, Outcome, Params, Status, check
+from graders.core import CheckResult, Context, Status
 from graders.engine import CheckCall, Job, run_check, run_jobs
 from graders.sandbox import bwrap, pod
 from tests.graders.s3_server import S3Server, versitygw
+from tests.graders.sandbox_attacks import (
+    ALLOC_10_GIB,
+    DEADLINE_S,
+    FILL_DISK,
+    FORK_BOMB,
+    PRINT_1_GIB,
+    REACH_OUT,
+    READ_HOME,
+    READ_LABELS,
+    SECRET,
+    SIGNAL,
+    WRITE_OUTSIDE,
+    attack,
+    benign,
+    pipeline_checks,
+    plant_grader,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
-SECRET = "s3cr3t-grader-token-7f1d"
-DEADLINE_S = 8.0
-
-
-class ScriptParams(Params):
-    script: str
-    args: tuple[str, ...] = ()
-    inputs: dict[str, str] = Field(default_factory=dict)  # name in /inputs -> the grader's file
-    wall_s: float = 4
-    cpu_s: int = 4
-    memory_mb: int = 512
-    disk_mb: int = 16
-    processes: int = 32
-    output_bytes: int = 65536
-
-
-def _learner_script(ctx: Context, params: ScriptParams) -> Outcome:
-    """The learner's script exits 0 in the sandbox."""
-    limits = sandbox.Limits(
-        wall_s=params.wall_s,
-        cpu_s=params.cpu_s,
-        memory_mb=params.memory_mb,
-        disk_mb=params.disk_mb,
-        processes=params.processes,
-        output_bytes=params.output_bytes,
-    )
-    with tempfile.TemporaryDirectory() as work:
-        (Path(work) / "learner.py").write_text(params.script)
-        inputs = {name: Path(path).read_bytes() for name, path in params.inputs.items()}
-        ran = sandbox.run(
-            ["python", "learner.py", *params.args],
-            work=Path(work),
-            inputs=inputs,
-            outputs=["result.txt"],
-            limits=limits,
-            python=True,
-            deadline_s=ctx.remaining(),
-        )
-    evidence = {"sandbox": ran.where, "stdout": ran.stdout[-2000:], "stderr": ran.stderr[-2000:]}
-    evidence["files"] = {k: v.decode(errors="replace") for k, v in ran.files.items()}
-    if ran.ok:
-        return Outcome(True, ran.stdout.strip()[-200:] or "ran", evidence)
-    return Outcome(False, ran.reason or f"exit {ran.exit_code}: {ran.tail(3)}", evidence)
-
-
-if "test.learner_script" not in REGISTRY:
-    check("test.learner_script", ScriptParams)(_learner_script)
-
-BENIGN = """
-import sys
-from pathlib import Path
-features = Path("/inputs/features.csv").read_text().splitlines()[1:]
-Path("result.txt").write_text(f"{len(features)} rows")
-print("predicted", len(features), "rows")
-"""
-
-
-def attack(script: str, *args: str, **params: object) -> CheckCall:
-    source = "import json, os, socket, sys\n" + textwrap.dedent(script)
-    return CheckCall(
-        "test.learner_script",
-        {"script": source, "args": list(args), **params},
-        timeout_s=DEADLINE_S,
-        retries=0,
-        name="attack",
-    )
-
-
-def benign(features: Path) -> CheckCall:
-    params = {"script": BENIGN, "inputs": {"features.csv": str(features)}}
-    return CheckCall("test.learner_script", params, timeout_s=DEADLINE_S, retries=0, name="benign")
 
 
 @pytest.fixture
 def grader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The grader's side: a home with a secret and a kubeconfig, hidden features and labels."""
-    home = tmp_path / "home"
-    (home / ".kube").mkdir(parents=True)
-    (home / ".ssh").mkdir()
-    (home / ".ssh" / "id_ed25519").write_text(f"PRIVATE KEY {SECRET}\n")
-    kubeconfig = home / ".kube" / "config"
-    kubeconfig.write_text(f"apiVersion: v1\nusers: [{{name: admin, user: {{token: {SECRET}}}}}]\n")
-    for secret in (home / ".ssh" / "id_ed25519", kubeconfig):
-        secret.chmod(0o644)  # readable by anyone: only the sandbox's mounts stand between
-    hidden = tmp_path / "hidden"
-    hidden.mkdir()
-    (hidden / "features.csv").write_text("x\n1\n2\n3\n")
-    (hidden / "labels.csv").write_text(f"y\n{SECRET}\n0\n1\n")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    return {"home": home, "kubeconfig": kubeconfig, "hidden": hidden, "tmp": tmp_path}
+    return plant_grader(tmp_path, monkeypatch)
 
 
 def grade(call: CheckCall, grader: dict[str, Path]) -> list[CheckResult]:
@@ -178,36 +106,14 @@ def _state(proc: Path) -> str:
 
 
 def test_cannot_read_the_graders_home_kubeconfig_or_credentials(grader: dict[str, Path]) -> None:
-    script = """
-    home, kubeconfig = sys.argv[1:3]
-    leaks = [v for k, v in os.environ.items() if "SECRET" in k or k in ("KUBECONFIG", "AWS_ACCESS_KEY_ID")]
-    for path in (f"{home}/.ssh/id_ed25519", kubeconfig, os.path.expanduser("~/.kube/config"),
-                 "/root/.kube/config", "/etc/kubernetes/admin.conf", "/etc/shadow"):
-        try:
-            leaks.append(open(path).read())
-        except OSError:
-            pass
-    if any(leaks):
-        print(leaks)
-        sys.exit(0)
-    sys.exit("nothing to read")
-    """
+    script = READ_HOME
     [attacked, _] = grade(attack(script, str(grader["home"]), str(grader["kubeconfig"])), grader)
     assert attacked.feedback == "exit 1: nothing to read"
     assert "uid 65534" in attacked.evidence["sandbox"]
 
 
 def test_cannot_read_the_hidden_labels(grader: dict[str, Path]) -> None:
-    script = """
-    hidden = sys.argv[1]
-    seen = os.listdir("/inputs")
-    assert seen == ["features.csv"], seen
-    try:
-        print(open(f"{hidden}/labels.csv").read())
-        sys.exit(0)
-    except OSError as exc:
-        sys.exit(f"labels: {exc.strerror}")
-    """
+    script = READ_LABELS
     features = str(grader["hidden"] / "features.csv")
     call = attack(script, str(grader["hidden"]), inputs={"features.csv": features})
     [attacked, _] = grade(call, grader)
@@ -251,23 +157,7 @@ def test_no_service_account_token_even_where_the_grader_has_one(tmp_path: Path) 
 def test_cannot_write_outside_its_scratch_copy(grader: dict[str, Path]) -> None:
     outside = grader["tmp"] / "outside"
     outside.mkdir()
-    script = """
-    outside = sys.argv[1]
-    wrote = []
-    for path in (f"{outside}/pwned", "/pwned", "/usr/pwned", "/etc/pwned", "/inputs/pwned",
-                 "/dev/pwned", "/proc/sys/kernel/hostname", os.path.expanduser("~/../../pwned")):
-        try:
-            with open(path, "w") as out:
-                out.write("pwned")
-            wrote.append(path)
-        except OSError:
-            pass
-    wrote = [p for p in wrote if not p.startswith("/scratch")]
-    if wrote:
-        print(wrote)
-        sys.exit(0)
-    sys.exit("read-only everywhere")
-    """
+    script = WRITE_OUTSIDE
     [attacked, _] = grade(attack(script, str(outside)), grader)
     assert attacked.feedback == "exit 1: read-only everywhere"
     assert list(outside.iterdir()) == []
@@ -275,11 +165,7 @@ def test_cannot_write_outside_its_scratch_copy(grader: dict[str, Path]) -> None:
 
 
 def test_cannot_fill_the_disk(grader: dict[str, Path]) -> None:
-    script = """
-    with open("big", "wb") as out:
-        while True:
-            out.write(b"x" * (1 << 20))
-    """
+    script = FILL_DISK
     [attacked, _] = grade(attack(script, disk_mb=16), grader)
     assert attacked.feedback == "disk limit (16 MiB)"
     # The scratch is a tmpfs of that size, not the host's disk (whose free space others share here).
@@ -319,21 +205,7 @@ def test_cannot_reach_the_graders_loopback_or_an_api_server(
 ) -> None:
     port, accepted = listener
     host_ip = _host_ip()
-    script = """
-    port = int(sys.argv[1])
-    reached = []
-    api_servers = [("10.96.0.1", 443), ("kubernetes.default.svc", 443)]
-    for address in [("127.0.0.1", port), (sys.argv[2], port), *api_servers]:
-        try:
-            socket.create_connection(address, timeout=1).close()
-            reached.append(address)
-        except OSError:
-            pass
-    if reached:
-        print(reached)
-        sys.exit(0)
-    sys.exit("no route out")
-    """
+    script = REACH_OUT
     [attacked, _] = grade(attack(script, str(port), host_ip), grader)
     assert attacked.feedback == "exit 1: no route out"
     assert accepted == []
@@ -354,23 +226,7 @@ def _host_ip() -> str:
 def test_cannot_signal_the_grader(grader: dict[str, Path]) -> None:
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        script = """
-        hit = []
-        for pid in map(int, sys.argv[1:]):
-            try:
-                os.kill(pid, 9)
-                hit.append(pid)
-            except OSError:
-                pass
-        try:
-            os.kill(-1, 9)  # everything it may signal: only its own PID namespace
-        except OSError:
-            pass
-        if hit:
-            print(hit)
-            sys.exit(0)
-        sys.exit("no such processes")
-        """
+        script = SIGNAL
         [attacked, _] = grade(attack(script, str(os.getpid()), str(bystander.pid)), grader)
         assert attacked.status in (Status.FAILED, Status.ERROR)
         assert bystander.poll() is None
@@ -383,23 +239,13 @@ def test_cannot_signal_the_grader(grader: dict[str, Path]) -> None:
 
 
 def test_fork_bomb_is_contained(grader: dict[str, Path]) -> None:
-    script = """
-    import time
-    while True:
-        try:
-            os.fork()
-        except OSError:
-            time.sleep(0.01)
-    """
+    script = FORK_BOMB
     [attacked, _] = grade(attack(script, processes=16, wall_s=2), grader)
     assert attacked.feedback == "wall-clock limit 2 s"
 
 
 def test_allocating_10_gib_fails(grader: dict[str, Path]) -> None:
-    script = """
-    hog = bytearray(10 << 30)
-    sys.exit(0)
-    """
+    script = ALLOC_10_GIB
     [attacked, _] = grade(attack(script, memory_mb=256), grader)
     assert attacked.feedback == "memory limit (256 MiB)"
 
@@ -415,12 +261,7 @@ def test_burning_cpu_is_stopped_by_the_cpu_limit(grader: dict[str, Path]) -> Non
 
 
 def test_printing_1_gib_is_cut(grader: dict[str, Path]) -> None:
-    script = """
-    chunk = b"x" * (1 << 20)
-    for _ in range(1024):
-        sys.stdout.buffer.write(chunk)
-    sys.exit(0)
-    """
+    script = PRINT_1_GIB
     [attacked, _] = grade(attack(script, output_bytes=65536), grader)
     assert attacked.feedback == "output limit 65536 bytes"
     assert attacked.evidence["stdout"].endswith("[labctl sandbox: output cut at 65536 bytes]\n")
@@ -458,37 +299,6 @@ def test_bad_requests_are_refused() -> None:
 
 # --- a submitted repository whose pipeline stage attacks ------------------------------------
 
-STAGE = """
-import json, os, socket, sys
-home, store_port = {home!r}, {store_port}
-got = [k for k in os.environ if k.startswith("AWS_") or k == "KUBECONFIG"]
-for path in (f"{{home}}/.kube/config", f"{{home}}/.ssh/id_ed25519", "/root/.kube/config"):
-    try:
-        got.append(open(path).read())
-    except OSError:
-        pass
-for address in (("127.0.0.1", store_port), ("10.96.0.1", 443)):
-    try:
-        socket.create_connection(address, timeout=1).close()
-        got.append(address)
-    except OSError:
-        pass
-try:
-    open(f"{{home}}/pwned", "w").write("pwned")
-    got.append("wrote the grader's home")
-except OSError:
-    pass
-if not got and {attack}:
-    sys.exit("every attempt was refused")
-json.dump({{"score": 1}}, open("metrics.json", "w"))
-"""
-
-
-def _git_dvc(root: Path, env: dict[str, str], *cmd: str) -> None:
-    full = list(cmd) if cmd[0] == "git" else [sys.executable, "-m", "dvc", *cmd]
-    proc = subprocess.run(full, cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout}{proc.stderr}"
-
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
@@ -500,46 +310,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 def test_a_pipeline_stage_that_attacks_fails_and_the_next_repository_is_graded(
     s3: S3Server, grader: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GRADER_S3_ACCESS", s3.access_key)
-    monkeypatch.setenv("GRADER_S3_SECRET", s3.secret_key)
-    env = {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-        "HOME": str(tmp_path),
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "M",
-        "GIT_AUTHOR_EMAIL": "m@example.edu",
-        "GIT_COMMITTER_NAME": "M",
-        "GIT_COMMITTER_EMAIL": "m@example.edu",
-        **s3.env(),
-    }
-    repo = tmp_path / "mallory"
-    repo.mkdir()
-    port = int(s3.endpoint.rsplit(":", 1)[1].split("/")[0])
-    _git_dvc(repo, env, "git", "init", "--quiet", "-b", "main")
-    _git_dvc(repo, env, "init", "--quiet")
-    (repo / "data.txt").write_text("1\n2\n")
-    _git_dvc(repo, env, "add", "--quiet", "data.txt")
-    _git_dvc(repo, env, "remote", "add", "--default", "store", "s3://dvc/mallory")
-    _git_dvc(repo, env, "remote", "modify", "store", "endpointurl", s3.endpoint)
-    for branch, attacks in (("benign", False), ("attack", True)):
-        _git_dvc(repo, env, "git", "checkout", "--quiet", "-B", branch)
-        (repo / "stage.py").write_text(
-            STAGE.format(home=str(grader["home"]), store_port=port, attack=attacks)
-        )
-        (repo / "metrics.json").write_text('{"score": 1}')
-        if branch == "benign":
-            _git_dvc(repo, env, "stage", "add", "-n", "train", "-d", "stage.py", "-d", "data.txt", "-M",
-                     "metrics.json", "python stage.py")  # fmt: skip
-        _git_dvc(repo, env, "commit", "--force", "--quiet")  # dvc.lock, without running the stage here
-        _git_dvc(repo, env, "git", "add", "-A")
-        _git_dvc(repo, env, "git", "commit", "--quiet", "-m", branch)
-    _git_dvc(repo, env, "push", "--quiet")
-    params = {"repo": str(repo), "endpoint_url": s3.endpoint}
-    params |= {"access_key_env": "GRADER_S3_ACCESS", "secret_key_env": "GRADER_S3_SECRET"}
-    calls = tuple(
-        CheckCall("dvc.metrics_reproduce", {**params, "rev": rev}, timeout_s=60, retries=0, name=rev)
-        for rev in ("attack", "benign")
-    )
+    calls = pipeline_checks(s3, grader, tmp_path, monkeypatch)
     [(_, (attacked, after))] = list(run_jobs([Job("mallory", None, calls)], concurrency=1))
     assert attacked.status is Status.FAILED, attacked
     assert "every attempt was refused" in attacked.feedback
