@@ -52,6 +52,7 @@ from graders.sandbox._common import (
 
 NAMESPACE = "labctl-sandbox"
 CONTROL = "/.labctl"
+STREAMS = "/.streams"
 LABELS = {"app.kubernetes.io/part-of": "labctl", "app.kubernetes.io/component": "sandbox"}
 SECRET_MAX = 900 << 10  # under the API server's 1 MiB object limit, with room for metadata
 UID_BASE = 0x70000000
@@ -59,7 +60,8 @@ START_SLACK_S = 30  # scheduling and image start, beyond the learner's wall cloc
 IMAGE_PYTHON_BIN = "/opt/venv/bin"  # the controller image's venv (labctl.images.stack), not the grader's
 
 # The Pod's command; $1-$7: nonce, CPU s, address space bytes, processes, output cap, wall clock (s, ms).
-# Learner streams go through capped pipes to files in the scratch; only this script writes the log,
+# Learner streams go through capped pipes to files of their own volume (a full scratch still reports
+# its error); only this script writes the log,
 # in frames a grader reads back. `timeout` ends the learner's process group at the wall clock (the
 # Pod's activeDeadlineSeconds ends whatever left the group), and the elapsed time tells it apart
 # from a learner's own exit status.
@@ -69,17 +71,17 @@ shift 7
 frame() { printf 'labctl-sandbox %s %s\n' "$nonce" "$*"; }
 mkdir -p /scratch/home /scratch/tmp /scratch/work
 frame started
-if [ -s /.labctl/work.tar ] && ! tar -x -f /.labctl/work.tar -C /scratch/work 2>/scratch/.err; then
-    frame copy-failed "$(head -c 500 /scratch/.err | tr '\n' ' ')"
+if [ -s /.labctl/work.tar ] && ! tar -x -f /.labctl/work.tar -C /scratch/work 2>/.streams/err; then
+    frame copy-failed "$(head -c 500 /.streams/err | tr '\n' ' ')"
     exit 125
 fi
 cd /scratch/work || exit 125
-mkfifo /scratch/.o /scratch/.e
-head -c "$((cap + 1))" </scratch/.o >/scratch/.out &
-head -c "$((cap + 1))" </scratch/.e >/scratch/.err &
+mkfifo /.streams/o /.streams/e
+head -c "$((cap + 1))" </.streams/o >/.streams/out &
+head -c "$((cap + 1))" </.streams/e >/.streams/err &
 began=$(date +%s%N)
 timeout -s KILL "$wall" prlimit --cpu="$cpu:$((cpu + 1))" --as="$mem" --nproc="$nproc" --core=0 -- "$@" \
-    </dev/null >/scratch/.o 2>/scratch/.e
+    </dev/null >/.streams/o 2>/.streams/e
 rc=$?
 took=$(( ($(date +%s%N) - began) / 1000000 ))
 wait
@@ -88,8 +90,8 @@ if [ "$rc" = 137 ] && [ "$took" -ge "$((wall_ms - 50))" ]; then
 fi
 frame exit "$rc"
 for s in out err; do
-    frame "$s" "$(wc -c </scratch/.$s)"
-    head -c "$cap" "/scratch/.$s" | base64 -w0
+    frame "$s" "$(wc -c </.streams/$s)"
+    head -c "$cap" "/.streams/$s" | base64 -w0
     echo
 done
 frame files
@@ -100,6 +102,11 @@ echo
 frame end
 exit "$rc"
 """
+
+
+def streams_mb(limits: Limits) -> int:
+    """The stdout/stderr files' volume: both capped streams and room for a copy error."""
+    return 1 + (2 * (limits.output_bytes + 1) >> 20)
 
 
 def render_namespace(
@@ -163,6 +170,9 @@ def render_secret(
     request: Request, work_tar: bytes, inputs: Mapping[str, bytes], outputs: Sequence[str]
 ) -> dict[str, Any]:
     data = {"work.tar": work_tar, "outputs": b"".join(p.encode() + b"\0" for p in outputs)}
+    # The run's uid by name (git, dvc and getpass look it up); nothing of the image's own users
+    data["passwd"] = f"sandbox:x:{request.uid}:{request.uid}:labctl sandbox:{SCRATCH}/home:/bin/sh\n".encode()
+    data["group"] = f"sandbox:x:{request.uid}:\n".encode()
     data |= {f"input-{i}": inputs[name] for i, name in enumerate(request.input_names)}
     size = sum(len(v) for v in data.values())
     if size > SECRET_MAX:
@@ -201,7 +211,8 @@ def render_pod(request: Request) -> dict[str, Any]:
             "requests": {"cpu": "100m", "memory": "64Mi"},
             "limits": {
                 "cpu": "1",
-                "memory": f"{limits.memory_mb + limits.disk_mb}Mi",  # a memory emptyDir counts here too
+                # memory emptyDirs count here too
+                "memory": f"{limits.memory_mb + limits.disk_mb + streams_mb(limits)}Mi",
                 "ephemeral-storage": f"{limits.disk_mb}Mi",
             },
         },
@@ -216,6 +227,12 @@ def render_pod(request: Request) -> dict[str, Any]:
         },
         "volumeMounts": [
             {"name": "scratch", "mountPath": SCRATCH},
+            # The usual temporary directories, in the scratch's budget (dvc writes /var/tmp/dvc)
+            {"name": "scratch", "mountPath": "/tmp", "subPath": "tmp"},
+            {"name": "scratch", "mountPath": "/var/tmp", "subPath": "tmp"},
+            {"name": "streams", "mountPath": STREAMS},
+            {"name": "control", "mountPath": "/etc/passwd", "subPath": "passwd", "readOnly": True},
+            {"name": "control", "mountPath": "/etc/group", "subPath": "group", "readOnly": True},
             {"name": "control", "mountPath": CONTROL, "readOnly": True},
             {"name": "inputs", "mountPath": INPUTS, "readOnly": True},
         ],
@@ -243,6 +260,7 @@ def render_pod(request: Request) -> dict[str, Any]:
             "containers": [container],
             "volumes": [
                 {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": f"{limits.disk_mb}Mi"}},
+                {"name": "streams", "emptyDir": {"medium": "Memory", "sizeLimit": f"{streams_mb(limits)}Mi"}},
                 {
                     "name": "control",
                     "secret": {
@@ -251,6 +269,8 @@ def render_pod(request: Request) -> dict[str, Any]:
                         "items": [
                             {"key": "work.tar", "path": "work.tar"},
                             {"key": "outputs", "path": "outputs"},
+                            {"key": "passwd", "path": "passwd"},
+                            {"key": "group", "path": "group"},
                         ],
                     },
                 },
@@ -378,6 +398,7 @@ def run(
     ensure_namespace(api)
     suffix = secrets.token_hex(5)
     base_env = {**QUIET_ENV, "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"{SCRATCH}/home"}
+    base_env |= {"USER": "sandbox", "LOGNAME": "sandbox"}
     if python:
         # The image's interpreter: a grader outside the cluster (a forced pod backend) has its own elsewhere
         base_env["PATH"] = f"{IMAGE_PYTHON_BIN}:{base_env['PATH']}"

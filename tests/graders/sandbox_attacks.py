@@ -233,7 +233,9 @@ def api_answers():
 """
 
 # In a Pod: the grader's loopback is the Pod's own; the API server by credential (API_PROBE).
-REACH_API = """
+REACH_API = (
+    API_PROBE
+    + """
 port = int(sys.argv[1])
 reached = []
 try:
@@ -248,6 +250,7 @@ if reached:
     sys.exit(0)
 sys.exit("no credential, no loopback")
 """
+)
 
 STAGE = """
 import json, os, socket, sys

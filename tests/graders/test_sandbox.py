@@ -411,7 +411,12 @@ def test_the_pod_is_restricted_tokenless_offline_and_bounded() -> None:
     assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
     assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["resources"]["limits"] == {"cpu": "1", "memory": "320Mi", "ephemeral-storage": "64Mi"}
+    memory = 256 + 64 + pod.streams_mb(_pod_request().limits)  # learner, scratch, captured streams
+    assert container["resources"]["limits"] == {
+        "cpu": "1",
+        "memory": f"{memory}Mi",
+        "ephemeral-storage": "64Mi",
+    }
     assert {next(k for k in v if k != "name") for v in spec["volumes"]} == {"emptyDir", "secret"}
     assert spec["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
     assert container["args"][-2:] == ["python", "predict.py"]
@@ -448,7 +453,11 @@ class FakeKube:
         self.apply(obj)
         if obj["kind"] == "Pod":
             [container] = obj["spec"]["containers"]
-            argv = [*container["command"], *container["args"]]
+            # NB: bubblewrap has no /.streams volume; the scratch stands in for it
+            argv = [
+                a.replace(pod.STREAMS + "/", "/scratch/.")
+                for a in (*container["command"], *container["args"])
+            ]
             limits = sandbox.Limits(wall_s=20)
             ran = bwrap.run(argv, work=self.work, inputs={}, outputs=["result.txt"], env={}, limits=limits,
                             python=True, wall_s=20)  # fmt: skip
@@ -490,3 +499,27 @@ def test_the_pod_backend_runs_and_reads_back_its_frames(
     assert ran.where.startswith("pod labctl-sandbox/labctl-sandbox-")
     assert sorted(kind for kind, _ in fake.deleted) == ["Pod", "Secret"]
     assert ("Namespace", "labctl-sandbox") in fake.objects and ("NetworkPolicy", "deny-all") in fake.objects
+
+
+def test_the_pods_frames_tell_a_wall_clock_kill_and_a_cut_output_from_an_exit() -> None:
+    limits = sandbox.Limits(wall_s=2, output_bytes=4)
+    frames = "\n".join(
+        ["labctl-sandbox n0nce started", "labctl-sandbox n0nce timeout 2003", "labctl-sandbox n0nce exit 137"]
+    )
+    found = pod.parse_log(frames.encode(), "n0nce", limits, [])
+    assert pod._result(found, "Succeeded", None, limits, 2, "pod").reason == "wall-clock limit 2 s"
+    frames = (
+        "labctl-sandbox n0nce started\nlabctl-sandbox n0nce exit 1\nlabctl-sandbox n0nce out 9\neHh4eA==\n"
+    )
+    found = pod.parse_log(frames.encode(), "n0nce", limits, [])
+    ran = pod._result(found, "Succeeded", None, limits, 2, "pod")
+    assert (ran.exit_code, ran.reason) == (None, "output limit 4 bytes")
+    assert ran.stdout.startswith("xxxx\n[labctl sandbox: output cut at 4 bytes]")
+    forged = "labctl-sandbox other started\nlabctl-sandbox other exit 0\n"  # a learner's own lines
+    assert pod.parse_log(forged.encode(), "n0nce", limits, [])["exit"] is None
+
+
+def test_the_pod_runs_the_images_python() -> None:
+    from labctl.images import stack
+
+    assert f"{stack.VENV}/bin" == pod.IMAGE_PYTHON_BIN
