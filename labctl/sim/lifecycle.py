@@ -87,6 +87,7 @@ def up(
 
     With ``real_node``, also run a real kubelet node on this machine (see labctl.realnode).
     """
+    spec.check_has_nodes(real_node=real_node)
     existing = sim.find(spec.name)
     if existing is not None:
         sim.check_compatible(existing, spec)  # validate before starting anything

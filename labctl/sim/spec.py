@@ -29,12 +29,15 @@ class SimSpec:
             value = getattr(self, field)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"--{field.replace('_', '-')}: must be a whole number >= 0 (got {value!r})")
-        if self.cpu_nodes + self.gpu_nodes == 0:
-            problems.append("the cluster needs at least one node (--cpu-nodes or --gpu-nodes)")
         if self.gpu_nodes and self.gpus_per_node < 1:
             problems.append("--gpus-per-node: must be >= 1 when there are GPU nodes")
         if problems:
             raise UsageError("; ".join(problems))
+
+    def check_has_nodes(self, *, real_node: bool) -> None:
+        """A cluster needs somewhere to run pods: a kwok node or the real one."""
+        if self.cpu_nodes + self.gpu_nodes == 0 and not real_node:
+            raise UsageError("the cluster needs at least one node (--cpu-nodes, --gpu-nodes or --real-node)")
 
     def sizes(self) -> dict[str, int]:
         data = asdict(self)

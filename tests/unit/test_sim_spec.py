@@ -17,7 +17,6 @@ from labctl.sim.spec import SimSpec
         ({"name": "a" * 41}, "at most 40 characters"),
         ({"gpu_nodes": -1}, "--gpu-nodes: must be a whole number >= 0 (got -1)"),
         ({"cpu_nodes": -3}, "--cpu-nodes"),
-        ({"cpu_nodes": 0, "gpu_nodes": 0}, "at least one node"),
         ({"gpus_per_node": 0}, "--gpus-per-node: must be >= 1"),
     ],
 )
@@ -25,6 +24,15 @@ def test_bad_specs_are_refused_with_the_flag_named(kwargs: dict, message: str) -
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")) as exc:
         SimSpec(**kwargs)
     assert exc.value.exit_code == 2
+
+
+def test_a_cluster_needs_a_kwok_node_or_the_real_one() -> None:
+    empty = SimSpec(cpu_nodes=0, gpu_nodes=0)
+    with pytest.raises(UsageError, match="at least one node") as exc:
+        empty.check_has_nodes(real_node=False)
+    assert exc.value.exit_code == 2
+    empty.check_has_nodes(real_node=True)  # the real node is where its pods run
+    SimSpec(cpu_nodes=1, gpu_nodes=0).check_has_nodes(real_node=False)
 
 
 def test_default_spec() -> None:
