@@ -11,6 +11,10 @@ Prints, each as the median and p90 wall time of one run, interleaved in the same
   metrics_reproduce  the whole ``dvc.metrics_reproduce`` check on that repository (clone, pull
                    from a local S3, metrics, sandboxed repro, metrics): sandboxed only — there is
                    no unsandboxed check any more
+
+Each row is timed in bubblewrap and, with ``--kubeconfig`` (a cluster whose nodes have the
+controller's image, e.g. a real-node sim after ``labctl images load controller``), in the Pod
+sandbox the in-cluster controller uses (``pod`` column: create, schedule, run, read the log, delete).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from graders import sandbox
 from graders.core import Context, Status
 from graders.engine import CheckCall, run_check
-from graders.sandbox import bwrap
+from graders.sandbox import bwrap, pod
+from labctl.images.names import LOCAL_IMAGES
+from labctl.kube import Kube
 from tests.graders.s3_server import S3Server, versitygw
 
 TRIVIAL = 'print("predicted 3 rows")\n'
@@ -55,9 +61,11 @@ def plain(argv: list[str], work: Path) -> None:
         assert proc.returncode == 0, proc.stderr
 
 
-def boxed(argv: list[str], work: Path, *, python: bool) -> None:
+def boxed(argv: list[str], work: Path, *, python: bool, backend: str = "bwrap") -> None:
+    os.environ["LABCTL_SANDBOX"] = backend
     ran = sandbox.run(argv, work=work, python=python)
     assert ran.ok, (ran.reason, ran.stderr)
+    assert ran.where.startswith("pod " if backend == "pod" else "bubblewrap "), ran.where
 
 
 def pipeline(s3: S3Server, root: Path) -> Path:
@@ -112,8 +120,14 @@ def report(name: str, samples: dict[str, list[float]]) -> None:
         ordered = sorted(values)
         p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
         cells.append(f"{label} {statistics.median(values) * 1000:7.0f} ms (p90 {p90 * 1000:.0f})")
-    medians = [statistics.median(v) for v in samples.values()]
-    extra = f"   overhead {(medians[0] - medians[1]) * 1000:+.0f} ms" if len(medians) == 2 else ""
+    extra = ""
+    if "plain" in samples:
+        base = statistics.median(samples["plain"])
+        extra = "   overhead " + ", ".join(
+            f"{label} {(statistics.median(v) - base) * 1000:+.0f} ms"
+            for label, v in samples.items()
+            if label != "plain"
+        )
     print(f"{name:18} " + "   ".join(cells) + extra, flush=True)
 
 
@@ -122,25 +136,32 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--kubeconfig", help="also time the Pod sandbox in this cluster")
     args = parser.parse_args()
-    print(f"runs {args.runs}; {bwrap.version()}; backend {sandbox.backend()}; uid {os.geteuid()}")
+    backends = ["bwrap"]
+    if args.kubeconfig:
+        pod._kube = Kube.connect(kubeconfig=args.kubeconfig)
+        os.environ.setdefault("LABCTL_SANDBOX_IMAGE", LOCAL_IMAGES["controller"])
+        backends.append("pod")
+    print(f"runs {args.runs}; {bwrap.version()}; backends {', '.join(backends)}; uid {os.geteuid()}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "work"
         work.mkdir()
         (work / "trivial.py").write_text(TRIVIAL)
         python = [sys.executable, "trivial.py"]
         rows: dict[str, dict[str, list[float]]] = {
-            "trivial python": {"sandboxed": [], "plain": []},
-            "sh true": {"sandboxed": [], "plain": []},
+            "trivial python": {b: [] for b in (*backends, "plain")},
+            "sh true": {b: [] for b in (*backends, "plain")},
         }
         for _ in range(args.runs):
-            rows["trivial python"]["sandboxed"].append(
-                timed(lambda: boxed(["python", "trivial.py"], work, python=True))
-            )
+            for b in backends:
+                rows["trivial python"][b].append(
+                    timed(lambda b=b: boxed(["python", "trivial.py"], work, python=True, backend=b))
+                )
+                rows["sh true"][b].append(
+                    timed(lambda b=b: boxed(["/bin/sh", "-c", "true"], work, python=False, backend=b))
+                )
             rows["trivial python"]["plain"].append(timed(lambda: plain(python, work)))
-            rows["sh true"]["sandboxed"].append(
-                timed(lambda: boxed(["/bin/sh", "-c", "true"], work, python=False))
-            )
             rows["sh true"]["plain"].append(timed(lambda: plain(["/bin/sh", "-c", "true"], work)))
         for name, samples in rows.items():
             report(name, samples)
@@ -148,20 +169,25 @@ def main() -> None:
             repo = pipeline(s3, Path(tmp))
             os.environ["BENCH_S3_ACCESS"], os.environ["BENCH_S3_SECRET"] = s3.access_key, s3.secret_key
             repro = [sys.executable, "-m", "dvc", "repro", "--force", "--quiet"]
-            samples: dict[str, list[float]] = {"sandboxed": [], "plain": []}
+            samples: dict[str, list[float]] = {b: [] for b in (*backends, "plain")}
             for _ in range(args.runs):
-                samples["sandboxed"].append(timed(lambda: boxed(["python", *repro[1:]], repo, python=True)))
+                for b in backends:
+                    samples[b].append(
+                        timed(lambda b=b: boxed(["python", *repro[1:]], repo, python=True, backend=b))
+                    )
                 samples["plain"].append(timed(lambda: plain(repro, repo)))
             report("dvc repro", samples)
             params = {"repo": str(repo), "endpoint_url": s3.endpoint, "access_key_env": "BENCH_S3_ACCESS"}
             params["secret_key_env"] = "BENCH_S3_SECRET"
             call = CheckCall("dvc.metrics_reproduce", params, timeout_s=120, retries=0)
-            checks: list[float] = []
+            checks: dict[str, list[float]] = {b: [] for b in backends}
             for _ in range(args.runs):
-                result = run_check(call, Context(learner="ada"))
-                assert result.status is Status.PASSED, result.feedback
-                checks.append(result.duration_s)
-            report("metrics_reproduce", {"sandboxed": checks})
+                for b in backends:
+                    os.environ["LABCTL_SANDBOX"] = b
+                    result = run_check(call, Context(learner="ada"))
+                    assert result.status is Status.PASSED, result.feedback
+                    checks[b].append(result.duration_s)
+            report("metrics_reproduce", checks)
 
 
 if __name__ == "__main__":
