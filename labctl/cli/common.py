@@ -1,4 +1,8 @@
-"""Options every cluster command shares, spelled as kubectl spells them."""
+"""Options every cluster command shares, spelled as kubectl spells them.
+
+Declaring them imports neither the Kubernetes client nor the grading code (startup time: every
+command module uses these, and `labctl lab --help` must not pay for what a command only runs).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-
-from labctl.grading import reach
-from labctl.kube import Kube
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,6 +24,8 @@ def kube_options(func: F) -> F:
     )(func)
 
     def wrapper(*args: Any, kubeconfig: str | None, context: str | None, **kwargs: Any) -> Any:
+        from labctl.kube import Kube  # the Kubernetes client: imported when a command runs, not declared
+
         kube = Kube.connect(kubeconfig=kubeconfig, context=context)
         return func(*args, kube=kube, **kwargs)
 
@@ -34,12 +37,17 @@ def kube_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-reach_option = click.option(
-    "--reach",
-    "reach_mode",
-    type=click.Choice(reach.MODES),
-    default="auto",
-    show_default=True,
-    help="How checks connect to learners' Services: by cluster DNS (inside the cluster), or through "
-    "port-forwards made with the kubeconfig (from anywhere else). auto: cluster DNS inside a pod.",
-)
+def reach_option(func: F) -> F:
+    """``--reach``: how checks connect to learners' Services (the command receives ``reach_mode``)."""
+    # labctl.grading.reach imports the Kubernetes client: only modules declaring --reach import it.
+    from labctl.grading import reach
+
+    return click.option(
+        "--reach",
+        "reach_mode",
+        type=click.Choice(reach.MODES),
+        default="auto",
+        show_default=True,
+        help="How checks connect to learners' Services: by cluster DNS (inside the cluster), or through "
+        "port-forwards made with the kubeconfig (from anywhere else). auto: cluster DNS inside a pod.",
+    )(func)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from labctl.api.v1alpha1 import LAB_ID_PATTERN
 from labctl.cli import lab_author, lab_learner, lab_publish, lab_test
 from labctl.cli.common import kube_options
 from labctl.cli.output import err_console, output_choice
 from labctl.errors import UsageError
-from labctl.kube import Kube
-from labctl.submissions import store_of, submit
+
+if TYPE_CHECKING:
+    from labctl.kube import Kube
+
+# This module and the lab_* ones only declare commands; each imports what it runs in its body
+# (startup time: `labctl lab --help` must not import the Kubernetes client, pydantic models, ...).
 
 
 @click.group()
@@ -43,6 +47,9 @@ def submit_cmd(
     kube: Kube, path: Path, lab_id: str, namespace: str | None, endpoint: str | None, output: str
 ) -> None:
     """Submit the git repository at PATH (HEAD, with history) for grading."""
+    from labctl.api.v1alpha1 import LAB_ID_PATTERN
+    from labctl.submissions import store_of, submit
+
     if not re.fullmatch(LAB_ID_PATTERN, lab_id):
         raise UsageError(f"--lab {lab_id!r}: expected <level>/<lab>, e.g. professional/data-versioning")
     store = store_of(kube, namespace or kube.namespace, endpoint)

@@ -10,9 +10,6 @@ from pathlib import Path
 
 import click
 
-from labctl.catalog.load import roots
-from labctl.catalog.validate import validate
-
 
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
@@ -28,6 +25,10 @@ def validate_cmd(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     built-in catalog and the folders in $LABCTL_LABS_PATH. Prerequisites may name labs of
     those too. Every problem is printed with its file and field, then the exit code is 2.
     """
+    # The catalog imports graders and pydantic: imported here, so `labctl lab --help` stays fast.
+    from labctl.catalog.load import roots
+    from labctl.catalog.validate import validate
+
     if paths:
         labs, problems = validate(list(paths), context=roots())
     else:

@@ -11,24 +11,20 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markdown import Markdown
 
-from labctl import cohorts
-from labctl.api.labs import LabSessionStatus
-from labctl.catalog.publish import newest
 from labctl.cli.common import kube_options
 from labctl.cli.output import console, emit, err_console, output_option
 from labctl.errors import LabctlError, UsageError
-from labctl.grading.reach import PortForwards
-from labctl.kube import Kube
-from labctl.provision.naming import learner_namespace
-from labctl.sessions import client, gates
-from labctl.sessions.client import SETTLED
-from labctl.sessions.env import SERVICES, port_offset, stack_env
-from labctl.sessions.results import next_hint
+
+if TYPE_CHECKING:
+    from labctl.api.labs import LabSessionStatus
+    from labctl.kube import Kube
+
+# Each command imports the sessions code it runs in its body, not here: those modules import the
+# Kubernetes client and pydantic models, and `labctl lab --help` must not pay for them (startup time).
 
 MARK = {"passed": "✓", "failed": "✗", "error": "!", "pending": "·"}
 
@@ -38,6 +34,9 @@ def _namespace(kube: Kube, namespace: str | None, cohort: str | None, learner: s
     if learner or cohort:
         if not (learner and cohort):
             raise UsageError("--learner and --cohort go together (an instructor acting for a learner)")
+        from labctl import cohorts
+        from labctl.provision.naming import learner_namespace
+
         found = cohorts.find_learner(kube, cohort, learner)
         return learner_namespace(found)
     return namespace or kube.namespace
@@ -62,6 +61,8 @@ def _progress(status: LabSessionStatus) -> None:
 @kube_options
 def list_cmd(kube: Kube, level: str | None, output: str) -> None:
     """The labs published in this cluster (newest version of each)."""
+    from labctl.catalog.publish import newest
+
     rows = [
         {
             "id": s.id,
@@ -83,6 +84,10 @@ def list_cmd(kube: Kube, level: str | None, output: str) -> None:
 @kube_options
 def show_cmd(kube: Kube, lab_id: str) -> None:
     """Print LAB_ID's instructions (its README), rendered for the terminal."""
+    from rich.markdown import Markdown
+
+    from labctl.sessions import client
+
     spec = client.published_lab(kube, lab_id)
     console.print(Markdown(spec.readme))
 
@@ -94,6 +99,8 @@ def show_cmd(kube: Kube, lab_id: str) -> None:
 @kube_options
 def files_cmd(kube: Kube, lab_id: str, directory: Path, force: bool) -> None:
     """Write LAB_ID's starter files into DIRECTORY (unchanged files are left alone)."""
+    from labctl.sessions import client
+
     spec = client.published_lab(kube, lab_id)
     changed = [
         p
@@ -128,6 +135,9 @@ def start_cmd(
     timeout: float,
 ) -> None:
     """Start LAB_ID: the controller checks you may, applies its setup and wakes its stacks."""
+    from labctl.sessions import client
+    from labctl.sessions.client import SETTLED
+
     ns = _namespace(kube, namespace, cohort, learner)
     client.start(kube, ns, lab_id, override=override)
     err_console.print(f"starting {lab_id} in {ns}")
@@ -169,6 +179,9 @@ def _print_session(
                         f"\n{MARK.get(check.status, '?')} {task.title} / {check.name} ({check.status}):"
                     )
                     click.echo("  " + check.feedback.replace("\n", "\n  "))
+    from labctl.sessions import client
+    from labctl.sessions.results import next_hint
+
     spec = client.session_lab(kube, namespace, lab_id)  # its hints, not a newer version's
     if (hint := next_hint(spec.definition, status.tasks)) is not None:
         click.echo(f"\nhint: {hint}")
@@ -188,6 +201,8 @@ def status_cmd(
     output: str,
 ) -> None:
     """Your sessions, or one lab's tasks (✓/✗), score and next hint."""
+    from labctl.sessions import client
+
     ns = _namespace(kube, namespace, cohort, learner)
     if lab_id is None:
         rows = [
@@ -230,6 +245,8 @@ def check_cmd(
     """Ask the controller to check LAB_ID now; print each task's result and what to fix.
 
     Exit 0 passed, 1 not passed yet, 3 the grader could not decide (check again)."""
+    from labctl.sessions import client, gates
+
     ns = _namespace(kube, namespace, cohort, learner)
     wanted = client.bump(kube, ns, lab_id, "checkRequest")
     err_console.print(f"checking {lab_id} (request {wanted})")
@@ -255,6 +272,8 @@ def reset_cmd(
     kube: Kube, lab_id: str, namespace: str | None, cohort: str | None, learner: str | None
 ) -> None:
     """Apply LAB_ID's setup again (your own objects and data are left as they are)."""
+    from labctl.sessions import client
+
     ns = _namespace(kube, namespace, cohort, learner)
     wanted = client.bump(kube, ns, lab_id, "resetRequest")
     client.wait(kube, ns, lab_id, lambda s: s.resets_served >= wanted, timeout=300, on_change=_progress)
@@ -267,6 +286,8 @@ def reset_cmd(
 @kube_options
 def stop_cmd(kube: Kube, lab_id: str, namespace: str | None, cohort: str | None, learner: str | None) -> None:
     """Stop LAB_ID's session (your grades stay recorded; labctl lab start begins a new one)."""
+    from labctl.sessions import client
+
     ns = _namespace(kube, namespace, cohort, learner)
     client.set_stopped(kube, ns, lab_id)
     client.wait(kube, ns, lab_id, lambda s: s.phase == "Stopped", timeout=60, on_change=_progress)
@@ -281,6 +302,8 @@ def env_cmd(
     kube: Kube, namespace: str | None, cohort: str | None, learner: str | None, in_cluster: bool
 ) -> None:
     """Print `export` lines for your stacks: eval "$(labctl lab env)"."""
+    from labctl.sessions.env import SERVICES, port_offset, stack_env
+
     ns = _namespace(kube, namespace, cohort, learner)
     local: dict[str, int] = {svc: port + port_offset() for svc, port in SERVICES.values()}
 
@@ -297,6 +320,9 @@ def env_cmd(
 @kube_options
 def connect_cmd(kube: Kube, namespace: str | None, cohort: str | None, learner: str | None) -> None:
     """Forward your MLflow, object store, Prometheus and Alertmanager to localhost until Ctrl-C."""
+    from labctl.grading.reach import PortForwards
+    from labctl.sessions.env import SERVICES, port_offset
+
     ns = _namespace(kube, namespace, cohort, learner)
     forwards = PortForwards(kube, fixed_ports=True, port_offset=port_offset())
     try:

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from labctl.catalog.load import LabFolder, roots
-from labctl.catalog.publish import publish
-from labctl.catalog.validate import validate
 from labctl.cli.common import kube_options
 from labctl.cli.output import emit, output_option
 from labctl.errors import UsageError
-from labctl.kube import Kube
+
+if TYPE_CHECKING:
+    from labctl.catalog.load import LabFolder
+    from labctl.kube import Kube
 
 
 def validated(paths: tuple[Path, ...]) -> list[LabFolder]:
     """The labs under ``paths`` (default: the built-in catalog and $LABCTL_LABS_PATH), or every
     problem as a UsageError: nothing is published from a broken catalog."""
+    # The catalog imports graders and pydantic: imported here, so `labctl lab --help` stays fast.
+    from labctl.catalog.load import roots
+    from labctl.catalog.validate import validate
+
     # Given folders may name the built-in labs as prerequisites: those count, unpublished.
     labs, problems = validate(list(paths), context=roots()) if paths else validate(roots())
     if problems:
@@ -31,6 +36,8 @@ def validated(paths: tuple[Path, ...]) -> list[LabFolder]:
 @kube_options
 def publish_cmd(kube: Kube, paths: tuple[Path, ...], output: str) -> None:
     """Publish labs (default: the built-in catalog): each version once, hidden data kept from learners."""
+    from labctl.catalog.publish import publish
+
     labs = validated(paths)
     done = publish(kube, labs)
     emit([{"lab": name, "action": action} for name, action in done], output=output, columns=["lab", "action"])

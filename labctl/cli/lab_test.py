@@ -8,15 +8,18 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from labctl.catalog.labtest import Outcome, solve, test_labs
 from labctl.cli.common import kube_options
 from labctl.cli.lab_publish import validated
 from labctl.cli.output import emit, err_console, output_option
 from labctl.errors import UsageError
-from labctl.kube import Kube
+
+if TYPE_CHECKING:
+    from labctl.catalog.labtest import Outcome
+    from labctl.kube import Kube
 
 
 @click.command("test")
@@ -47,6 +50,9 @@ def test_cmd(
     output: str,
 ) -> None:
     """Prove labs honest on this cluster (needs the labctl controller running)."""
+    # Imported here, not at the top: `labctl lab --help` must not import the catalog (startup time).
+    from labctl.catalog.labtest import test_labs
+
     if bool(lab_ids) == every:
         raise UsageError("name the labs to test, or pass --all")
     labs = validated(paths)
@@ -93,6 +99,9 @@ def solve_cmd(
 ) -> None:
     """Lab authors: run LAB_ID's reference solution (or a planted mistake) as the learner whose
     kubeconfig this is, exactly as `labctl lab test` does; its output is printed."""
+    from labctl.catalog.labtest import solve
+    from labctl.kube import Kube
+
     config = kubeconfig or os.environ.get("KUBECONFIG")
     if not config:
         raise UsageError("give the learner's kubeconfig: --kubeconfig FILE or KUBECONFIG")
