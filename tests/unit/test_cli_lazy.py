@@ -7,8 +7,10 @@ fresh interpreter for the modules they pulled in (bench/cli_startup.py measures 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -31,10 +33,15 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 HEAVY = ("kubernetes", "labctl.kube", "mlflow", "pandas", "sklearn")
 
 
-def imported_by(*args: str) -> tuple[str, list[str]]:
-    """The help text and the modules `labctl ARGS` imported, in a fresh interpreter."""
+def imported_by(*args: str, env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """The output and the modules `labctl ARGS` imported, in a fresh interpreter."""
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout, json.loads(proc.stderr.strip().splitlines()[-1])
@@ -57,6 +64,12 @@ def test_lab_help_imports_no_kubernetes_client(args: list[str]) -> None:
     text, modules = imported_by(*args)
     assert heavy(modules) == []
     assert "Usage: labctl lab" in text
+
+
+def test_sim_list_imports_no_kubernetes_client(tmp_path: Path) -> None:
+    text, modules = imported_by("sim", "list", "-o", "json", env={"LABCTL_STATE_DIR": str(tmp_path)})
+    assert heavy(modules) == []
+    assert text.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
