@@ -22,6 +22,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from labctl.suggest import did_you_mean
+
 
 class Status(enum.StrEnum):
     PASSED = "passed"
@@ -159,9 +161,10 @@ class CheckSpec(Generic[P]):
 
 class UnknownCheck(LookupError):
     def __init__(self, name: str) -> None:
-        close = sorted(n for n in REGISTRY if n.split(".")[0] == name.split(".")[0])
-        hint = f"; checks of that kind: {', '.join(close)}" if close else ""
-        super().__init__(f"unknown check {name!r}{hint} (see `labctl check list`)")
+        kind = sorted(n for n in REGISTRY if n.split(".")[0] == name.split(".")[0])
+        listing = f"; checks of that kind: {', '.join(kind)}" if kind else ""
+        hint = did_you_mean(name, REGISTRY) or " (see `labctl check list`)"
+        super().__init__(f"unknown check {name!r}{listing}{hint}")
         self.name = name
 
 

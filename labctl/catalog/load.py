@@ -8,7 +8,6 @@ commands use: every problem, or the labs.
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import os
 import typing
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from labctl.api.labs import LEVELS, LabFile, MistakeFile
 from labctl.errors import UsageError
+from labctl.suggest import did_you_mean
 
 LAB_FILE = "lab.yaml"
 README = "README.md"
@@ -149,12 +149,6 @@ def _keys_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
         inner = _models_in(found[0].annotation) if found else []
         current = inner[0] if inner else None
     return [] if current is None else [f.alias or n for n, f in current.model_fields.items()]
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing when none is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def field_path(loc: Sequence[int | str]) -> str:

@@ -23,11 +23,11 @@ from labctl.catalog.load import (
     MISTAKES,
     LabFolder,
     Problem,
-    did_you_mean,
     discover,
     read_folder,
 )
 from labctl.grading.plan import PLACEHOLDERS, SAMPLE_PLACE, fill
+from labctl.suggest import did_you_mean, did_you_mean_lab
 
 MIN_MISTAKES = 3
 
@@ -272,7 +272,7 @@ def _prerequisite_problems(lab: LabFolder, catalog: dict[str, LabFile]) -> list[
     for i, other in enumerate(lab.lab.prerequisites):
         at = f"prerequisites[{i}]"
         if other not in catalog:
-            hint = did_you_mean(other, catalog)
+            hint = did_you_mean_lab(other, catalog)
             problems.append(Problem(_lab_file(lab), at, f"no lab {other!r} in the catalog{hint}"))
         level = other.split("/", 1)[0]
         if level in LEVELS and LEVELS.index(level) > rank:

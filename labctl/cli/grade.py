@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from graders.core import Status
 from labctl import cohorts
+from labctl.catalog.publish import newest
 from labctl.cli.common import kube_options, reach_option
 from labctl.cli.output import emit, err_console, output_choice, output_option
 from labctl.errors import UsageError
@@ -129,7 +130,10 @@ def grade_cmd(
         published = None if plan_file else stack.enter_context(published_grading(kube, lab))
         # A published lab grades with its own checks and hidden data; else a plan file (or
         # labs/<lab>/grading.yaml). A bad plan stops here, before any learner is graded.
-        plan, places = published or (plan_for_lab(lab, plan_file), place_of)
+        plan, places = published or (
+            plan_for_lab(lab, plan_file, known=() if plan_file else [s.id for s in newest(kube)]),
+            place_of,
+        )
         cohorts.get_cohort(kube, cohort_name)
         learners = cohorts.learners(kube, cohort_name)
         if emails:

@@ -219,7 +219,7 @@ def status_cmd(
         return
     obj = client.get(kube, ns, lab_id)
     if obj is None:
-        raise UsageError(f"you have not started {lab_id}: labctl lab start {lab_id}")
+        raise client.not_started_in(kube, ns, lab_id)
     status = client.status_of(obj)
     if output != "table":
         emit([status.model_dump(by_alias=True, mode="json")], output=output)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,10 +17,25 @@ from labctl.cli.common import kube_options
 from labctl.cli.lab_publish import validated
 from labctl.cli.output import emit, err_console, output_option
 from labctl.errors import UsageError
+from labctl.suggest import did_you_mean, did_you_mean_lab
 
 if TYPE_CHECKING:
     from labctl.catalog.labtest import Outcome
+    from labctl.catalog.load import LabFolder
     from labctl.kube import Kube
+
+
+def pick(labs: Sequence[LabFolder], lab_ids: Sequence[str]) -> list[LabFolder]:
+    """The labs ``lab_ids`` name, in that order; every id not in the catalog is reported at once."""
+    known = {lab.id: lab for lab in labs}
+    if unknown := [i for i in lab_ids if i not in known]:
+        raise UsageError(
+            "\n".join(
+                f"no such lab {i!r}{did_you_mean_lab(i, known) or ' (labctl lab validate lists the catalog)'}"
+                for i in unknown
+            )
+        )
+    return [known[i] for i in lab_ids]
 
 
 @click.command("test")
@@ -56,10 +72,7 @@ def test_cmd(
     if bool(lab_ids) == every:
         raise UsageError("name the labs to test, or pass --all")
     labs = validated(paths)
-    known = {lab.id: lab for lab in labs}
-    if unknown := [i for i in lab_ids if i not in known]:
-        raise UsageError(f"no such lab: {', '.join(unknown)} (labctl lab validate lists the catalog)")
-    chosen = list(known.values()) if every else [known[i] for i in lab_ids]
+    chosen = labs if every else pick(labs, lab_ids)
     log_dir = logs or Path(tempfile.mkdtemp(prefix="labctl-labtest-logs-"))
     log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -105,13 +118,13 @@ def solve_cmd(
     config = kubeconfig or os.environ.get("KUBECONFIG")
     if not config:
         raise UsageError("give the learner's kubeconfig: --kubeconfig FILE or KUBECONFIG")
-    known = {lab.id: lab for lab in validated(paths)}
-    if lab_id not in known:
-        raise UsageError(f"no such lab: {lab_id}")
-    folder = known[lab_id]
+    (folder,) = pick(validated(paths), [lab_id])
     scripts = {m.name: m.script for m in folder.mistakes}
     if mistake is not None and mistake not in scripts:
-        raise UsageError(f"{lab_id} has no mistake {mistake!r}; it has: {', '.join(sorted(scripts))}")
+        raise UsageError(
+            f"{lab_id} has no mistake {mistake!r}{did_you_mean(mistake, scripts)}; "
+            f"it has: {', '.join(sorted(scripts))}"
+        )
     learner = Kube.connect(kubeconfig=config)
     script = scripts[mistake] if mistake else folder.solution
     proc = solve(

@@ -11,6 +11,7 @@ checks also ``{hidden}`` (the folder of the lab's hidden data on the grader's si
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from graders.engine import CheckCall
 from labctl.api.v1alpha1 import LabId
 from labctl.errors import UsageError
 from labctl.modelfiles import load_model
+from labctl.suggest import did_you_mean_lab
 
 PLACEHOLDERS = frozenset({"namespace", "learner", "email", "cohort", "hidden", "session_start", "seed"})
 # A made-up learner, to check that parameters parse once filled in, before anyone is graded.
@@ -115,11 +117,14 @@ def load_plan(path: Path) -> GradingPlan:
     return load_model(path, GradingPlan, what="grading plan (lab, passMark, checks)")
 
 
-def plan_for_lab(lab: str, plan_file: Path | None = None) -> GradingPlan:
-    """``--plan FILE`` if given, else ``labs/<level>/<lab>/grading.yaml``; its lab must match."""
+def plan_for_lab(lab: str, plan_file: Path | None = None, *, known: Iterable[str] = ()) -> GradingPlan:
+    """``--plan FILE`` if given, else ``labs/<level>/<lab>/grading.yaml``; its lab must match.
+
+    ``known``: the lab ids the user may have meant (the published ones), for a misspelt ``lab``."""
     path = plan_file or LABS_ROOT / lab / "grading.yaml"
     if plan_file is None and not path.exists():
-        raise UsageError(f"lab {lab!r} has no grading plan at {path}; pass one with --plan FILE")
+        hint = did_you_mean_lab(lab, known)
+        raise UsageError(f"lab {lab!r} has no grading plan at {path}{hint}; pass one with --plan FILE")
     plan = load_plan(path)
     if plan.lab != lab:
         raise UsageError(f"{path}: lab: the plan is for {plan.lab!r}, not {lab!r}")

@@ -7,14 +7,15 @@ Everything here works with a learner's own kubeconfig: it creates and patches th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from labctl.api.labs import LabSessionStatus, LabSpec, lab_object_name, session_name
 from labctl.api.v1alpha1 import API_VERSION
-from labctl.catalog.publish import latest
+from labctl.catalog.publish import latest, newest
 from labctl.errors import LabctlError, UsageError
 from labctl.kube import Kube, KubeError
+from labctl.suggest import did_you_mean_lab
 
 KIND = "LabSession"
 SETTLED = ("Refused", "Ready", "Passed", "Failed", "Expired", "Stopped")
@@ -31,8 +32,25 @@ def status_of(obj: dict[str, Any]) -> LabSessionStatus:
 def published_lab(kube: Kube, lab_id: str) -> LabSpec:
     spec = latest(kube, lab_id)
     if spec is None:
-        raise UsageError(f"lab {lab_id!r} is not published in this cluster (labctl lab list shows what is)")
+        raise not_published(lab_id, [s.id for s in newest(kube)])  # listed only to say what was meant
     return spec
+
+
+def not_published(lab_id: str, published: Iterable[str]) -> UsageError:
+    """``lab 'x' is not published ...``, with the closest published lab when one is close."""
+    hint = did_you_mean_lab(lab_id, published)
+    return UsageError(f"lab {lab_id!r} is not published in this cluster{hint}; labctl lab list shows what is")
+
+
+def not_started(lab_id: str, started: Iterable[str]) -> UsageError:
+    """``you have not started x``: the closest lab the learner did start, else how to start it."""
+    hint = did_you_mean_lab(lab_id, started)
+    return UsageError(f"you have not started {lab_id}{hint or f': labctl lab start {lab_id}'}")
+
+
+def not_started_in(kube: Kube, namespace: str, lab_id: str) -> UsageError:
+    """:func:`not_started`, hinting among the sessions in ``namespace``."""
+    return not_started(lab_id, [i["spec"]["lab"] for i in kube.list(API_VERSION, KIND, namespace=namespace)])
 
 
 def session_lab(kube: Kube, namespace: str, lab_id: str) -> LabSpec:
@@ -80,7 +98,7 @@ def bump(kube: Kube, namespace: str, lab_id: str, field: str) -> int:
     """Raise ``spec.<field>`` by one (a check or reset request); returns the new value."""
     current = get(kube, namespace, lab_id)
     if current is None:
-        raise UsageError(f"you have not started {lab_id}: labctl lab start {lab_id}")
+        raise not_started_in(kube, namespace, lab_id)
     wanted = int(current["spec"].get(field) or 0) + 1
     kube.patch(API_VERSION, KIND, session_name(lab_id), {"spec": {field: wanted}}, namespace=namespace)
     return wanted
@@ -88,7 +106,7 @@ def bump(kube: Kube, namespace: str, lab_id: str, field: str) -> int:
 
 def set_stopped(kube: Kube, namespace: str, lab_id: str) -> None:
     if get(kube, namespace, lab_id) is None:
-        raise UsageError(f"you have not started {lab_id}")
+        raise not_started_in(kube, namespace, lab_id)
     kube.patch(API_VERSION, KIND, session_name(lab_id), {"spec": {"stopped": True}}, namespace=namespace)
 
 
