@@ -2,10 +2,11 @@
 
 A learner acts only through ServiceAccounts of their own namespace. RBAC gives them
 edit-like rights there and nothing elsewhere; Pod Security ``restricted`` stops privileged,
-hostPath, hostNetwork and hostPID pods; the ResourceQuota caps what they use, GPUs
-included; NetworkPolicies deny ingress from other learners. The objects labctl owns in the
-namespace are protected from the learner by a ValidatingAdmissionPolicy (policies.py),
-since RBAC cannot grant "networkpolicies except labctl's".
+hostPath, hostNetwork and hostPID pods; the ResourceQuota caps what they use, GPUs and the
+node's disk (ephemeral storage) included; NetworkPolicies deny ingress from other learners.
+The objects labctl owns in the namespace are protected from the learner by a
+ValidatingAdmissionPolicy (policies.py), since RBAC cannot grant "networkpolicies except
+labctl's".
 """
 
 from __future__ import annotations
@@ -121,9 +122,23 @@ def render_guardrails(namespace: str, *, cohort: str, quota: QuotaProfile) -> li
                 "limits": [
                     {
                         "type": "Container",
-                        "default": {"cpu": "500m", "memory": "512Mi"},
-                        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
-                        "max": {"cpu": quota.limits_cpu, "memory": quota.limits_memory},
+                        # Ephemeral storage too: the quota counts it, so a container naming none
+                        # would be refused without these; with them, its logs and /tmp are bounded.
+                        "default": {
+                            "cpu": "500m",
+                            "memory": "512Mi",
+                            "ephemeral-storage": quota.ephemeral.default,
+                        },
+                        "defaultRequest": {
+                            "cpu": "100m",
+                            "memory": "128Mi",
+                            "ephemeral-storage": quota.ephemeral.default_request,
+                        },
+                        "max": {
+                            "cpu": quota.limits_cpu,
+                            "memory": quota.limits_memory,
+                            "ephemeral-storage": quota.ephemeral.limits,
+                        },
                     }
                 ]
             },

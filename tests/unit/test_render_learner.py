@@ -10,7 +10,8 @@ from labctl.names import MANAGED_BY
 from labctl.provision import quota
 from labctl.provision.cohort import render_learners
 from labctl.provision.learner import derive_secret, objects_hash, render_learner_objects
-from labctl.provision.tenancy import LEARNER_RULES
+from labctl.provision.stacks.settings import parse_quantity
+from labctl.provision.tenancy import LEARNER_RULES, render_guardrails
 
 COHORT = {
     "apiVersion": "labctl.dev/v1alpha1",
@@ -64,6 +65,24 @@ def test_learner_objects_are_labelled_owned_and_guarded() -> None:
     rq = next(o for o in objects if o["kind"] == "ResourceQuota")
     assert rq["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
     assert rq["spec"]["hard"]["services.nodeports"] == "0"
+
+
+@pytest.mark.parametrize("name", list(quota.PROFILES))
+def test_every_profile_bounds_the_nodes_disk(name: str) -> None:
+    """Ephemeral storage in the quota (requests and limits) and in the LimitRange (a default limit
+    and request for containers that name none, and a max): one learner cannot fill a node's disk."""
+    profile = quota.PROFILES[name]
+    objects = {o["kind"]: o for o in render_guardrails("ns", cohort="c", quota=profile)}
+    hard = objects["ResourceQuota"]["spec"]["hard"]
+    (limits,) = objects["LimitRange"]["spec"]["limits"]
+    assert limits["type"] == "Container"
+    key = "ephemeral-storage"
+    request, limit = parse_quantity(limits["defaultRequest"][key]), parse_quantity(limits["default"][key])
+    most = parse_quantity(limits["max"][key])
+    assert 0 < request <= limit <= most <= parse_quantity(hard[f"limits.{key}"])
+    assert 0 < parse_quantity(hard[f"requests.{key}"]) <= parse_quantity(hard[f"limits.{key}"])
+    # Scratch, not storage: the node's disk is not where a learner's data belongs.
+    assert parse_quantity(hard[f"limits.{key}"]) < parse_quantity(hard["requests.storage"])
 
 
 def test_learner_role_never_grants_rbac_quota_or_labctl() -> None:
