@@ -22,7 +22,6 @@ server), and graders import without MLflow installed.
 
 from __future__ import annotations
 
-import difflib
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from graders._mlflow_rest import Mlflow
 from graders.core import Context, Outcome, Params, check
+from labctl.suggest import closest
 
 DEFAULT_TRACKING_URI = "http://mlflow.{namespace}.svc:5000"  # what labctl's stack serves
 _SHOWN = 3  # offending runs named in feedback; the rest are counted
@@ -319,8 +319,8 @@ def _ranking(params: ExperimentParams) -> tuple[str | None, bool]:
 def _missing_experiment(api: Mlflow, name: str) -> str:
     search = {"max_results": 1000, "view_type": "ACTIVE_ONLY"}
     names = [e["name"] for e in api.pages("POST", "experiments/search", search, "experiments")]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f" (mlflow.set_experiment({name!r}) creates it)"
+    close = closest(name, names)
+    hint = f"; did you mean '{close}'?" if close else f" (mlflow.set_experiment({name!r}) creates it)"
     return f"experiment '{name}' does not exist on your MLflow server{hint}"
 
 
@@ -438,8 +438,8 @@ def registered_model(ctx: Context, params: RegisteredModelParams) -> Outcome:
 def _missing_model(api: Mlflow, name: str) -> str:
     search = {"max_results": 1000}
     names = [m["name"] for m in api.pages("GET", "registered-models/search", search, "registered_models")]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else " (register it with mlflow.register_model)"
+    close = closest(name, names)
+    hint = f"; did you mean '{close}'?" if close else " (register it with mlflow.register_model)"
     return f"no model named '{name}' is registered on your MLflow server{hint}"
 
 
