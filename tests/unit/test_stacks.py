@@ -162,7 +162,10 @@ def test_every_container_has_requests_limits_and_every_server_probes() -> None:
     for name, spec in pod_specs(render()):
         for c in all_containers(spec):
             for kind in ("requests", "limits"):
-                assert set(c["resources"][kind]) == {"cpu", "memory"}, (name, c["name"])
+                # ephemeral-storage too: the learner's quota counts it (the node's disk is shared)
+                assert set(c["resources"][kind]) == {"cpu", "memory", "ephemeral-storage"}, (name, c["name"])
+            for resource, request in c["resources"]["requests"].items():
+                assert parse_quantity(request) <= parse_quantity(c["resources"]["limits"][resource])
             assert c["imagePullPolicy"] == "IfNotPresent"  # locally loaded images, air-gapped registries
         for c in spec["containers"]:
             assert "readinessProbe" in c and "livenessProbe" in c, (name, c["name"])
@@ -210,10 +213,85 @@ def test_the_stacks_fit_the_smallest_quota_profile_with_most_of_it_left() -> Non
     for key in ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory"):
         used = sum((pod_usage(spec, key) for _, spec in pod_specs(objects)), Decimal(0))
         assert used <= parse_quantity(hard[key]) / 2, key
+    for key in ("requests.ephemeral-storage", "limits.ephemeral-storage"):
+        used = sum((pod_usage(spec, key) for _, spec in pod_specs(objects)), Decimal(0))
+        assert used <= parse_quantity(hard[key]) / 2, key
     claims = of_kind(objects, "PersistentVolumeClaim").values()
     storage = sum(parse_quantity(c["spec"]["resources"]["requests"]["storage"]) for c in claims)
     assert storage <= parse_quantity(hard["requests.storage"]) / 2
     assert len(claims) < small.pvcs and len(of_kind(objects, "Service")) < small.services
+
+
+def test_without_persistence_the_stacks_still_fit_the_smallest_quota_profile() -> None:
+    """The data emptyDirs (5Gi of objects among them) must fit in the container limits, and those
+    in the quota and the LimitRange's max: else the learner's stacks are never admitted."""
+    small = PROFILES["small"]
+    for _, spec in pod_specs(render(persistence=False)):
+        for c in all_containers(spec):
+            limit = parse_quantity(c["resources"]["limits"]["ephemeral-storage"])
+            assert limit <= parse_quantity(small.ephemeral.limits), c["name"]
+    for key in ("requests.ephemeral-storage", "limits.ephemeral-storage"):
+        used = sum((pod_usage(spec, key) for _, spec in pod_specs(render(persistence=False))), Decimal(0))
+        assert used <= parse_quantity(small.hard()[key]), key
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_disk_is_not_what_a_learner_runs_out_of_first(name: str) -> None:
+    """Beside the stacks, each profile's ephemeral-storage quota admits at least as many pods with
+    the LimitRange's defaults as its CPU quota does (or its pod count, if that is smaller)."""
+    profile, specs = PROFILES[name], [spec for _, spec in pod_specs(render())]
+    hard = profile.hard()
+
+    def room(key: str, each: str) -> int:
+        used = sum((pod_usage(spec, key) for spec in specs), Decimal(0))
+        return int((parse_quantity(hard[key]) - used) // parse_quantity(each))
+
+    by_cpu = min(room("requests.cpu", "100m"), room("limits.cpu", "500m"), profile.pods - len(specs))
+    by_disk = min(
+        room("requests.ephemeral-storage", profile.ephemeral.default_request),
+        room("limits.ephemeral-storage", profile.ephemeral.default),
+    )
+    assert by_disk >= by_cpu > 0, (by_disk, by_cpu)
+
+
+def test_every_emptydir_is_bounded_and_held_by_a_container_limit() -> None:
+    """The kubelet evicts a pod past its emptyDir's sizeLimit, and past the sum of its containers'
+    ephemeral-storage limits (logs and emptyDirs together): each emptyDir's size must be inside
+    the limit of a container that writes it, with room for that container's logs beside it."""
+    for persistence in (True, False):
+        for name, spec in pod_specs(render(persistence=persistence)):
+            empty_dirs = {v["name"]: v["emptyDir"] for v in spec["volumes"] if "emptyDir" in v}
+            assert all(e.get("sizeLimit") for e in empty_dirs.values()), (name, empty_dirs)
+            sizes = {v: parse_quantity(e["sizeLimit"]) for v, e in empty_dirs.items()}
+            for c in spec["containers"]:
+                written = [m["name"] for m in c.get("volumeMounts", []) if not m["readOnly"]]
+                limit = parse_quantity(c["resources"]["limits"]["ephemeral-storage"])
+                room = limit - sum((sizes.get(v, Decimal(0)) for v in written), Decimal(0))
+                assert room >= parse_quantity("64Mi"), (name, c["name"], persistence)
+            mounted = {m["name"] for c in spec["containers"] for m in c.get("volumeMounts", [])}
+            assert set(sizes) <= mounted, name  # an emptyDir only an init container writes holds no limit
+
+
+def test_ephemeral_storage_follows_the_volumes_it_must_hold() -> None:
+    """Limits are derived from the settings' sizes: a larger scratch never gets a pod evicted early."""
+    settings = {"storage": {"mlflow_scratch": "3Gi", "prometheus": "2Gi", "container_logs": "100Mi"}}
+    specs = dict(pod_specs(render(**settings)))
+    limits = {
+        c["name"]: c["resources"]["limits"]["ephemeral-storage"]
+        for spec in specs.values()
+        for c in all_containers(spec)
+    }
+    assert limits == {
+        "mlflow": "3172Mi",  # 3Gi of /tmp, 100Mi of logs
+        "buckets": "16Mi",
+        "versitygw": "164Mi",  # 64Mi of /tmp
+        "prometheus": "2148Mi",  # the 2Gi TSDB
+        "config-reloader": "100Mi",
+        "alertmanager": "164Mi",  # 64Mi of silences and notification log
+    }
+    without_claims = dict(pod_specs(render(persistence=False)))
+    (versitygw,) = without_claims["object-store"]["containers"]
+    assert versitygw["resources"]["limits"]["ephemeral-storage"] == "5248Mi"  # 5Gi of objects on an emptyDir
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -236,8 +314,8 @@ def test_images_resources_and_storage_come_from_settings() -> None:
     assert all(image.startswith("registry.local/") for image in images) and len(images) == 5
     mlflow = dict(pod_specs(objects))["mlflow"]["containers"][0]
     assert mlflow["resources"] == {
-        "requests": {"cpu": "10m", "memory": "300Mi"},
-        "limits": {"cpu": "2", "memory": "2Gi"},
+        "requests": {"cpu": "10m", "memory": "300Mi", "ephemeral-storage": "128Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "1088Mi"},  # 1Gi of /tmp, 64Mi of logs
     }
     claims = of_kind(objects, "PersistentVolumeClaim")
     assert claims["object-store-data"]["spec"]["resources"]["requests"]["storage"] == "42Gi"

@@ -20,6 +20,7 @@ from labctl.provision.stacks.common import (
     config_map_volume,
     container,
     deployment,
+    disk_for,
     http_probe,
     pod_spec,
     scratch_volume,
@@ -55,6 +56,7 @@ def alertmanager_config() -> str:
 def render(stack: Stack) -> list[Object]:
     settings = stack.settings
     text = alertmanager_config()
+    data = scratch_volume("data", settings.storage.alertmanager)
     server = container(
         "alertmanager",
         settings.images.alertmanager,
@@ -68,15 +70,15 @@ def render(stack: Stack) -> list[Object]:
         ],
         ports=[("http", PORT)],
         mounts=[("config", CONFIG_DIR, True), ("data", DATA, False)],
+        # Silences and the notification log (KiB for one learner) on the data emptyDir; a log
+        # line per notification cycle.
+        disk=disk_for("16Mi", settings.storage.container_logs, data),
         probes={
             "readinessProbe": http_probe("/-/ready", "http"),
             "livenessProbe": http_probe("/-/healthy", "http", period=20),
         },
     )
-    volumes = [
-        config_map_volume("config", CONFIG_MAP),
-        scratch_volume("data", settings.storage.alertmanager),
-    ]
+    volumes = [config_map_volume("config", CONFIG_MAP), data]
     annotations = {
         # A changed configuration rolls the pod (it changes only with labctl itself).
         CONFIG_HASH_ANNOTATION: config_hash(text),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from labctl.names import GROUP, MANAGED_BY
-from labctl.provision.stacks.settings import Component, Resources, StackSettings
+from labctl.provision.stacks.settings import Component, Resources, StackSettings, parse_quantity
 
 STACK_LABEL = f"{GROUP}/stack"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
@@ -90,6 +92,33 @@ def http_probe(path: str, port: str, *, period: int = 10, failures: int = 3, tim
     }
 
 
+@dataclass(frozen=True)
+class Disk:
+    """A container's ephemeral storage: what it usually writes (request), the most it may (limit)."""
+
+    request: str
+    limit: str
+
+
+def disk_for(request: str, logs: str, *volumes: Object) -> Disk:
+    """``request`` and a limit of ``logs`` (room for the container's logs) plus the size limit
+    of every disk-backed emptyDir among ``volumes``, the ones the container writes to.
+
+    The kubelet evicts a pod whose logs, writable layers and emptyDirs together pass the sum of
+    its containers' limits: an emptyDir's size must be in a limit, or the pod is evicted before
+    the emptyDir is full. Claims and memory-backed emptyDirs are not the node's disk.
+    """
+    total = parse_quantity(logs) + sum(
+        (
+            parse_quantity(v["emptyDir"]["sizeLimit"])
+            for v in volumes
+            if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory"
+        ),
+        Decimal(0),
+    )
+    return Disk(request, f"{math.ceil(total / 2**20)}Mi")
+
+
 def container(
     name: str,
     image: str,
@@ -102,9 +131,11 @@ def container(
     env_from: Iterable[Object] = (),
     mounts: Iterable[tuple[str, str, bool]] = (),
     probes: Mapping[str, Object] | None = None,
+    disk: Disk,
 ) -> Object:
     """A container spec. ``mounts`` are (volume, path, read-only); ``probes`` maps e.g.
-    ``readinessProbe`` to a probe."""
+    ``readinessProbe`` to a probe; ``disk`` is its ephemeral storage (no container goes without:
+    the learner's quota counts it)."""
     spec: Object = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent"}
     if command:
         spec["command"] = list(command)
@@ -116,7 +147,9 @@ def container(
         spec["env"] = env
     if env_from := copy.deepcopy(list(env_from)):
         spec["envFrom"] = env_from
-    spec["resources"] = resources.as_dict()
+    spec["resources"] = amounts = resources.as_dict()
+    amounts["requests"]["ephemeral-storage"] = disk.request
+    amounts["limits"]["ephemeral-storage"] = disk.limit
     if mount_specs := [{"name": v, "mountPath": p, "readOnly": ro} for v, p, ro in mounts]:
         spec["volumeMounts"] = mount_specs
     # One deepcopy per probe: a single deepcopy would keep sub-dicts shared between two probes.

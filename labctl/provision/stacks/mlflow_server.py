@@ -21,6 +21,7 @@ from labctl.provision.stacks.common import (
     container,
     data_volume,
     deployment,
+    disk_for,
     http_probe,
     pod_spec,
     scratch_volume,
@@ -129,6 +130,7 @@ def render(stack: Stack) -> list[Object]:
     ]
     # AWS_* and MLFLOW_S3_ENDPOINT_URL for boto3, from the learner's own Secret.
     env_from = [{"secretRef": {"name": object_store.SECRET}}] if with_store else []
+    tmp = scratch_volume("tmp", settings.storage.mlflow_scratch)
     server = container(
         "mlflow",
         settings.images.mlflow,
@@ -139,6 +141,11 @@ def render(stack: Stack) -> list[Object]:
         env_from=env_from,
         ports=[("http", PORT)],
         mounts=[("data", DATA, False), ("tmp", "/tmp", False)],
+        # The root filesystem is read-only and HOME is /tmp. uvicorn logs a line per request
+        # (probes included); an upload is written whole to /tmp before it goes to the store, and
+        # a download is fetched there before it is served: a lab's models are small, an artifact
+        # or two at a time is the usual. The limit holds all of /tmp (and the data, without a claim).
+        disk=disk_for("128Mi", settings.storage.container_logs, data, tmp),
         probes={
             # Imports and database migrations take seconds, more under a tight CPU limit:
             # liveness starts counting only once this has passed (up to 3 minutes).
@@ -147,6 +154,6 @@ def render(stack: Stack) -> list[Object]:
             "livenessProbe": http_probe("/health", "http", period=20),
         },
     )
-    volumes = [data, scratch_volume("tmp", settings.storage.mlflow_scratch)]
+    volumes = [data, tmp]
     spec = pod_spec(stack, [server], volumes)
     return [*claims, deployment(stack, COMPONENT, spec), service(stack, COMPONENT, [("http", PORT)])]

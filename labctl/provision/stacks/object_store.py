@@ -18,11 +18,13 @@ import base64
 from dataclasses import dataclass, field
 
 from labctl.provision.stacks.common import (
+    Disk,
     Object,
     Stack,
     container,
     data_volume,
     deployment,
+    disk_for,
     http_probe,
     pod_spec,
     scratch_volume,
@@ -89,12 +91,14 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
             for key, value in secret_values(stack.namespace, credentials).items()
         },
     }
+    tmp = scratch_volume("tmp", "64Mi")
     buckets = container(
         "buckets",
         settings.images.object_store,
         settings.resources.bucket_init,
         command=["mkdir", "-p", *(f"{ROOT}/{bucket}" for bucket in BUCKETS)],
         mounts=[("data", DATA, False)],
+        disk=Disk("4Mi", "16Mi"),  # a few directories on the data volume, no log
     )
     server = container(
         "versitygw",
@@ -108,6 +112,9 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
         args=["--port", f":{PORT}", "--health", "/health", "--quiet", "posix", ROOT],
         ports=[("s3", PORT)],
         mounts=[("data", DATA, False), ("tmp", "/tmp", False)],
+        # Objects go to the data volume; --quiet leaves the logs to errors. Whatever it stages
+        # in os.TempDir is bounded by the /tmp emptyDir (the root filesystem is read-only).
+        disk=disk_for("16Mi", settings.storage.container_logs, data, tmp),
         probes={
             "readinessProbe": http_probe("/health", "s3"),
             "livenessProbe": http_probe("/health", "s3", period=20),
@@ -116,7 +123,7 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
     spec = pod_spec(
         stack,
         [server],
-        [data, scratch_volume("tmp", "64Mi")],
+        [data, tmp],
         init_containers=[buckets],
     )
     return [secret, *claims, deployment(stack, COMPONENT, spec), service(stack, COMPONENT, [("s3", PORT)])]

@@ -31,6 +31,7 @@ from labctl.provision.stacks.common import (
     config_map_volume,
     container,
     deployment,
+    disk_for,
     http_probe,
     pod_spec,
     scratch_volume,
@@ -155,7 +156,8 @@ def _rbac(stack: Stack) -> list[Object]:
     ]
 
 
-def _containers(settings: StackSettings) -> list[Object]:
+def _containers(settings: StackSettings, data: Object) -> list[Object]:
+    logs = settings.storage.container_logs
     server = container(
         "prometheus",
         settings.images.prometheus,
@@ -170,6 +172,10 @@ def _containers(settings: StackSettings) -> list[Object]:
         ],
         ports=[("http", PORT)],
         mounts=[("config", CONFIG_DIR, True), ("rules", RULES_DIR, True), ("data", DATA, False)],
+        # The TSDB is on the data emptyDir (retention keeps it under 70 % of it). One namespace
+        # of targets for a day is a few thousand series: blocks, WAL and head chunks of a few
+        # tens of MiB (twice that while a compaction writes), and logs of reloads and compactions.
+        disk=disk_for("128Mi", logs, data),
         probes={
             "readinessProbe": http_probe("/-/ready", "http"),
             "livenessProbe": http_probe("/-/healthy", "http", period=20),
@@ -188,6 +194,7 @@ def _containers(settings: StackSettings) -> list[Object]:
         ],
         ports=[("reloader", RELOADER_PORT)],
         mounts=[("config", CONFIG_DIR, True), ("rules", RULES_DIR, True)],
+        disk=disk_for("8Mi", logs),  # reads mounted files, POSTs a URL: a log line per reload
         probes={
             "readinessProbe": http_probe("/healthz", "reloader"),
             "livenessProbe": http_probe("/healthz", "reloader", period=20),
@@ -198,12 +205,13 @@ def _containers(settings: StackSettings) -> list[Object]:
 
 def render(stack: Stack) -> list[Object]:
     settings = stack.settings
+    data = scratch_volume("data", settings.storage.prometheus)  # short retention: not worth a claim
     volumes = [
         config_map_volume("config", CONFIG_MAP),
         config_map_volume("rules", RULES_CONFIG_MAP, optional=True),
-        scratch_volume("data", settings.storage.prometheus),  # short retention: not worth a claim
+        data,
     ]
-    spec = pod_spec(stack, _containers(settings), volumes, service_account=COMPONENT)
+    spec = pod_spec(stack, _containers(settings, data), volumes, service_account=COMPONENT)
     return [
         *_rbac(stack),
         config_map(stack, COMPONENT, CONFIG_MAP, {"prometheus.yml": prometheus_config(settings)}),

@@ -135,13 +135,21 @@ class StackResources(_Settings):
 
 
 class StackStorage(_Settings):
-    """Volume sizes. mlflow and object_store are claims (PVCs); the rest are emptyDir size limits."""
+    """Volume sizes. mlflow and object_store are claims (PVCs); the rest are emptyDir size limits.
+
+    Each container's ephemeral-storage limit is derived from these: the emptyDirs it writes plus
+    ``container_logs`` (common.disk_for), so a larger volume here never gets its pod evicted.
+    """
 
     mlflow: Quantity = "1Gi"  # the sqlite tracking and registry database
     object_store: Quantity = "5Gi"  # the dvc and mlflow buckets: lab data sets and models are small
     prometheus: Quantity = "1Gi"  # TSDB; retention is also capped below this (see MonitoringSettings)
     alertmanager: Quantity = "64Mi"  # silences and the notification log
     mlflow_scratch: Quantity = "1Gi"  # /tmp: artifacts pass through it on their way to the store
+    # Room for one container's logs, which count as its ephemeral storage. The kubelet rotates
+    # them at containerLogMaxSize (10Mi by default) and keeps containerLogMaxFiles (5), all but
+    # the newest compressed: ~30Mi at most. Raise it where the cluster keeps larger logs.
+    container_logs: Quantity = "64Mi"
 
 
 class MonitoringSettings(_Settings):
