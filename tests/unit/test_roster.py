@@ -305,3 +305,22 @@ def test_a_misspelt_column_or_field_gets_a_did_you_mean(tmp_path: Path) -> None:
     assert problems(write(tmp_path, "r.yaml", "- email: x@y.z\n  nmae: X\n")) == (
         "r.yaml learners[0]: nmae: unknown field (did you mean 'name'?); allowed: email, name, id"
     )
+
+
+def test_cohort_create_refuses_a_bad_roster_before_the_cluster(tmp_path: Path) -> None:
+    """The issue's roster: exit 2 with every bad row, and no request made (the kubeconfig's server
+    does not exist: any request would have failed with exit 1 instead)."""
+    from click.testing import CliRunner
+
+    from labctl.cli.main import cli
+    from tests.unit.test_did_you_mean import KUBECONFIG
+
+    config = write(tmp_path, "kubeconfig", KUBECONFIG)
+    roster = write(tmp_path, "roster.csv", 'email,name\na@uni.edu,"Ada\nb@uni.edu,Bob\n')
+    args = ["create", "c1", "--roster", str(roster), "--level", "foundation", "--kubeconfig", str(config)]
+    result = CliRunner().invoke(cli, ["cohort", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        'Error: roster.csv row 2: name: unbalanced quote: "Ada is not closed on this row '
+        "(a field cannot span rows)\n"
+    )
