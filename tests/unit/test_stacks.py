@@ -171,6 +171,46 @@ def test_every_container_has_requests_limits_and_every_server_probes() -> None:
             assert "readinessProbe" in c and "livenessProbe" in c, (name, c["name"])
 
 
+def probe_check(probe: dict[str, Any]) -> tuple[str, Any]:
+    """What a probe asks (as kube-score compares them: an HTTP path and port, a TCP port, a command)."""
+    (kind,) = set(probe) & {"httpGet", "tcpSocket", "exec", "grpc"}
+    return kind, probe[kind]
+
+
+def test_liveness_and_readiness_differ_so_a_busy_server_is_not_restarted() -> None:
+    """kube-score's "same readiness and liveness probe": a liveness that asks what readiness asks
+    restarts a server that is merely busy. Liveness asks something cheaper (or only whether the
+    port accepts), less often, waits longer and tolerates more misses."""
+    for name, spec in pod_specs(render()):
+        for c in spec["containers"]:
+            ready, live = c["readinessProbe"], c["livenessProbe"]
+            assert probe_check(ready) != probe_check(live), (name, c["name"])
+            assert live["periodSeconds"] > ready["periodSeconds"], (name, c["name"])
+            assert live["failureThreshold"] > ready["failureThreshold"], (name, c["name"])
+            assert live["timeoutSeconds"] > ready["timeoutSeconds"], (name, c["name"])
+            # a restart only after minutes of silence: a busy server answers late, not never
+            assert live["periodSeconds"] * live["failureThreshold"] >= 120, (name, c["name"])
+            assert ready["periodSeconds"] <= 10, (name, c["name"])  # back in the Service soon
+    checks = {
+        c["name"]: probe_check(c["livenessProbe"]) for _, s in pod_specs(render()) for c in s["containers"]
+    }
+    assert checks == {
+        "mlflow": ("httpGet", {"path": "/health", "port": "http"}),
+        "versitygw": ("tcpSocket", {"port": "s3"}),  # no second health path: does it still accept
+        "prometheus": ("httpGet", {"path": "/-/healthy", "port": "http"}),
+        "config-reloader": ("tcpSocket", {"port": "reloader"}),
+        "alertmanager": ("httpGet", {"path": "/-/healthy", "port": "http"}),
+    }
+
+
+def test_a_slow_mlflow_start_is_not_killed_by_liveness() -> None:
+    """Imports and migrations under a 1-CPU limit: a startup probe holds liveness off for minutes."""
+    (server,) = dict(pod_specs(render()))["mlflow"]["containers"]
+    start = server["startupProbe"]
+    assert start["periodSeconds"] * start["failureThreshold"] >= 180
+    assert probe_check(start) == probe_check(server["livenessProbe"])
+
+
 def test_only_prometheus_gets_an_api_token() -> None:
     tokens = {name: spec["automountServiceAccountToken"] for name, spec in pod_specs(render())}
     assert tokens == {"mlflow": False, "object-store": False, "prometheus": True, "alertmanager": False}
@@ -476,7 +516,17 @@ def test_mlflow_is_sized_for_many_learners_and_proxies_artifacts_to_the_store() 
     hosts = env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert {"mlflow:*", f"mlflow.{NS}.svc:*", f"mlflow.{NS}.svc.*", "localhost:*"} <= set(hosts)
     assert server["envFrom"] == [{"secretRef": {"name": "object-store-credentials"}}]
-    assert server["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # Ready: the Flask app's worker threads answer (/version); alive: the event loop does
+    # (/health, no worker thread), so a server whose threads are all busy is not restarted.
+    assert server["readinessProbe"]["httpGet"] == {"path": "/version", "port": "http"}
+    assert (
+        server["livenessProbe"]["httpGet"]
+        == server["startupProbe"]["httpGet"]
+        == {
+            "path": "/health",
+            "port": "http",
+        }
+    )
     assert {"name": "data", "mountPath": "/mlflow", "readOnly": False} in server["volumeMounts"]
 
 

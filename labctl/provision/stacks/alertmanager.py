@@ -21,8 +21,10 @@ from labctl.provision.stacks.common import (
     container,
     deployment,
     disk_for,
-    http_probe,
+    http_get,
+    liveness,
     pod_spec,
+    readiness,
     scratch_volume,
     service,
 )
@@ -74,8 +76,9 @@ def render(stack: Stack) -> list[Object]:
         # line per notification cycle.
         disk=disk_for("16Mi", settings.storage.container_logs, data),
         probes={
-            "readinessProbe": http_probe("/-/ready", "http"),
-            "livenessProbe": http_probe("/-/healthy", "http", period=20),
+            # /-/ready waits for the configuration to load; /-/healthy only for the process.
+            "readinessProbe": readiness(http_get("/-/ready", "http")),
+            "livenessProbe": liveness(http_get("/-/healthy", "http")),
         },
     )
     volumes = [config_map_volume("config", CONFIG_MAP), data]

@@ -83,13 +83,32 @@ def container_security() -> Object:
     }
 
 
-def http_probe(path: str, port: str, *, period: int = 10, failures: int = 3, timeout: int = 2) -> Object:
-    return {
-        "httpGet": {"path": path, "port": port},
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-        "failureThreshold": failures,
-    }
+def http_get(path: str, port: str) -> Object:
+    return {"httpGet": {"path": path, "port": port}}
+
+
+def tcp_socket(port: str) -> Object:
+    """For liveness where a server has no second health path: the process still accepts."""
+    return {"tcpSocket": {"port": port}}
+
+
+def readiness(check: Object) -> Object:
+    """Readiness, "can it serve now?": asked often, given up on soon. An unready pod only leaves
+    its Service's endpoints until it answers again; nothing is restarted."""
+    return {**check, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
+
+
+def liveness(check: Object) -> Object:
+    """Liveness, "is the process wedged?": asked rarely, waited for. A restart loses the work in
+    hand and piles the load onto a cold start, so a server merely busy must survive: it takes
+    2.5 minutes without an answer (5 misses, 10 s allowed each) to restart one. The check must
+    differ from readiness: with the same one, a server kept busy long enough is restarted too."""
+    return {**check, "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 5}
+
+
+def startup(check: Object, *, within_s: int) -> Object:
+    """For a slow start: liveness and readiness wait until this passes, for up to ``within_s``."""
+    return {**check, "periodSeconds": 3, "timeoutSeconds": 3, "failureThreshold": within_s // 3}
 
 
 @dataclass(frozen=True)

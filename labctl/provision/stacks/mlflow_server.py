@@ -22,10 +22,13 @@ from labctl.provision.stacks.common import (
     data_volume,
     deployment,
     disk_for,
-    http_probe,
+    http_get,
+    liveness,
     pod_spec,
+    readiness,
     scratch_volume,
     service,
+    startup,
 )
 from labctl.provision.stacks.settings import Component
 
@@ -149,9 +152,15 @@ def render(stack: Stack) -> list[Object]:
         probes={
             # Imports and database migrations take seconds, more under a tight CPU limit:
             # liveness starts counting only once this has passed (up to 3 minutes).
-            "startupProbe": http_probe("/health", "http", period=3, failures=60),
-            "readinessProbe": http_probe("/health", "http"),
-            "livenessProbe": http_probe("/health", "http", period=20),
+            "startupProbe": startup(http_get("/health", "http"), within_s=180),
+            # Can it serve now: /version is answered by MLflow's Flask app, through the worker
+            # threads that also serve the tracking and registry APIs and the UI. All of them
+            # busy (large uploads, slow queries) means requests wait: not ready.
+            "readinessProbe": readiness(http_get("/version", "http")),
+            # Is it wedged: /health is a route of the FastAPI app, answered on uvicorn's event
+            # loop without a worker thread, so a server busy in its threads still answers it.
+            # Both paths are exempt from MLflow's Host check (the kubelet sends the pod's IP).
+            "livenessProbe": liveness(http_get("/health", "http")),
         },
     )
     volumes = [data, tmp]

@@ -25,10 +25,13 @@ from labctl.provision.stacks.common import (
     data_volume,
     deployment,
     disk_for,
-    http_probe,
+    http_get,
+    liveness,
     pod_spec,
+    readiness,
     scratch_volume,
     service,
+    tcp_socket,
 )
 from labctl.provision.stacks.settings import Component
 
@@ -116,8 +119,10 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
         # in os.TempDir is bounded by the /tmp emptyDir (the root filesystem is read-only).
         disk=disk_for("16Mi", settings.storage.container_logs, data, tmp),
         probes={
-            "readinessProbe": http_probe("/health", "s3"),
-            "livenessProbe": http_probe("/health", "s3", period=20),
+            "readinessProbe": readiness(http_get("/health", "s3")),
+            # versitygw has one health path: liveness asks only whether it still accepts
+            # connections, which a server busy streaming large objects does.
+            "livenessProbe": liveness(tcp_socket("s3")),
         },
     )
     spec = pod_spec(

@@ -32,10 +32,13 @@ from labctl.provision.stacks.common import (
     container,
     deployment,
     disk_for,
-    http_probe,
+    http_get,
+    liveness,
     pod_spec,
+    readiness,
     scratch_volume,
     service,
+    tcp_socket,
 )
 from labctl.provision.stacks.settings import Component, StackSettings, parse_quantity
 
@@ -177,8 +180,10 @@ def _containers(settings: StackSettings, data: Object) -> list[Object]:
         # tens of MiB (twice that while a compaction writes), and logs of reloads and compactions.
         disk=disk_for("128Mi", logs, data),
         probes={
-            "readinessProbe": http_probe("/-/ready", "http"),
-            "livenessProbe": http_probe("/-/healthy", "http", period=20),
+            # /-/ready fails while the WAL is replayed at start; /-/healthy answers throughout,
+            # so a long replay is not mistaken for a wedged process.
+            "readinessProbe": readiness(http_get("/-/ready", "http")),
+            "livenessProbe": liveness(http_get("/-/healthy", "http")),
         },
     )
     reloader = container(
@@ -196,8 +201,9 @@ def _containers(settings: StackSettings, data: Object) -> list[Object]:
         mounts=[("config", CONFIG_DIR, True), ("rules", RULES_DIR, True)],
         disk=disk_for("8Mi", logs),  # reads mounted files, POSTs a URL: a log line per reload
         probes={
-            "readinessProbe": http_probe("/healthz", "reloader"),
-            "livenessProbe": http_probe("/healthz", "reloader", period=20),
+            # One health path (/healthz): liveness asks only whether it still accepts connections.
+            "readinessProbe": readiness(http_get("/healthz", "reloader")),
+            "livenessProbe": liveness(tcp_socket("reloader")),
         },
     )
     return [server, reloader]
