@@ -5,6 +5,10 @@ ValidatingAdmissionPolicy (CEL, in-process in the API server: no webhook to run)
 any request from a ServiceAccount of a learner namespace that would create, change or
 delete an object labelled ``app.kubernetes.io/managed-by: labctl`` in that namespace.
 Everyone else — the controller, administrators, the garbage collector — passes.
+
+A second one keeps learners' pods where the scheduler puts them: ``spec.nodeName`` (in a pod
+or a pod template) skips the scheduler, so a pod pinned to a GPU node lands there without a
+GPU request or a toleration of the pool's taint. Learners leave it out.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ POLICY_NAME = "labctl-protect-managed-objects"
 GRADES_POLICY_NAME = "labctl-grades-append-only"
 LABS_POLICY_NAME = "labctl-labs-immutable"
 SESSIONS_POLICY_NAME = "labctl-lab-sessions"
+NODE_NAME_POLICY_NAME = "labctl-no-node-name"
 
 _MANAGED = (
     "has({o}.metadata.labels) && 'app.kubernetes.io/managed-by' in {o}.metadata.labels && "
@@ -120,6 +125,65 @@ def _sessions() -> dict[str, Any]:
     }
 
 
+# Where a learner's object carries a pod spec: a Pod; a Deployment, ReplicaSet, StatefulSet,
+# DaemonSet or Job; a CronJob. Pods their controllers create are not the learner's requests:
+# the template is where a pin must be stopped.
+_POD_SPEC_PATHS = ("spec", "spec.template.spec", "spec.jobTemplate.spec.template.spec")
+NODE_NAME_MESSAGE = (
+    "spec.nodeName is not allowed in learner namespaces: it skips the scheduler, so the taints, "
+    "labels and free GPUs of nodes are never checked. Leave nodeName out and let the scheduler choose: "
+    "nodeSelector (or node affinity) for the node labels you need, tolerations for a tainted "
+    "pool, and a GPU in resources.limits (nvidia.com/gpu) for the GPU pool"
+)
+
+
+def _pinned(path: str) -> str:
+    """CEL: the object pins a pod spec at ``path`` to a node, and did not already (on UPDATE).
+
+    The ratchet lets a learner label a pod the scheduler bound (its nodeName is then set) and
+    edit an object admitted before the policy, without letting them pin anything new."""
+    new, old = f"object.{path}.nodeName", f"oldObject.{path}.nodeName"
+    return f"({_has_path(new)} && {new} != '' && !(oldObject != null && {_has_path(old)} && {old} == {new}))"
+
+
+def _no_node_name() -> dict[str, Any]:
+    """Learners' pods and pod templates may not set spec.nodeName (see the module docstring)."""
+    rules = {
+        "": ["pods"],
+        "apps": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+        "batch": ["jobs", "cronjobs"],
+    }
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "namespaceSelector": {"matchLabels": {ROLE_LABEL: "learner"}},
+            # DaemonSets too, though learners may not create them (tenancy.LEARNER_RULES).
+            "resourceRules": [
+                {
+                    "apiGroups": [group],
+                    "apiVersions": ["*"],
+                    "resources": resources,
+                    "operations": ["CREATE", "UPDATE"],
+                }
+                for group, resources in rules.items()
+            ],
+        },
+        "variables": [
+            {"name": "learner", "expression": _LEARNER},
+            {"name": "pinned", "expression": " || ".join(_pinned(p) for p in _POD_SPEC_PATHS)},
+        ],
+        "validations": [
+            {
+                "expression": "!variables.learner || !variables.pinned",
+                # As a CEL string literal: the message has no quote or backslash (a test keeps it so).
+                "messageExpression": "request.resource.resource + ' ' + request.name + ': ' + "
+                f"'{NODE_NAME_MESSAGE}'",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+
+
 def render_policies() -> list[dict[str, Any]]:
     protect = {
         "failurePolicy": "Fail",
@@ -187,4 +251,5 @@ def render_policies() -> list[dict[str, Any]]:
         *_denying(GRADES_POLICY_NAME, append_only),
         *_denying(LABS_POLICY_NAME, _labs_immutable()),
         *_denying(SESSIONS_POLICY_NAME, _sessions()),
+        *_denying(NODE_NAME_POLICY_NAME, _no_node_name()),
     ]

@@ -6,7 +6,7 @@ hostPath, hostNetwork and hostPID pods; the ResourceQuota caps what they use, GP
 node's disk (ephemeral storage) included; NetworkPolicies deny ingress from other learners.
 The objects labctl owns in the namespace are protected from the learner by a
 ValidatingAdmissionPolicy (policies.py), since RBAC cannot grant "networkpolicies except
-labctl's".
+labctl's"; another refuses their pods a ``spec.nodeName``, which would skip the scheduler.
 """
 
 from __future__ import annotations

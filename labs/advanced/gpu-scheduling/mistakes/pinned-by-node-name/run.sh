@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Skip the scheduler: find a GPU node with a probe pod, then write its name into train's template.
+# The labctl-no-node-name admission policy must refuse that Job; the rest of the lab goes on without it.
 set -euo pipefail
 cp "$LAB_DIR"/solution/*.yaml .
 python - <<'PY'
@@ -27,4 +28,21 @@ job = yaml.safe_load(open("train-job.yaml"))
 job["spec"]["template"]["spec"]["nodeName"] = os.environ["NODE"]
 yaml.safe_dump(job, open("train-job.yaml", "w"), sort_keys=False)
 PY
-bash "$LAB_DIR/solution/run.sh"
+if kubectl apply -f train-job.yaml 2>refused.txt; then
+  echo "Job train pinned to $node was admitted: the labctl-no-node-name policy is not in force" >&2
+  exit 1
+fi
+grep -q "spec.nodeName is not allowed" refused.txt || { cat refused.txt >&2; exit 1; }
+cat refused.txt
+
+# The solution's other steps (run.sh there would stop at train): CPU work, then the second GPU Job.
+kubectl apply -f prepare-job.yaml
+kubectl wait --for=condition=complete job/prepare --timeout=120s
+kubectl apply -f finetune-job.yaml
+for _ in $(seq 120); do
+  [ -n "$(kubectl get pods -l job-name=finetune -o name)" ] && exit 0
+  sleep 1
+done
+echo "Job finetune never got a pod" >&2
+kubectl get jobs,pods -o wide >&2 || true
+exit 1
