@@ -510,6 +510,39 @@ def test_learners_pods_ran_as_the_learner_not_as_admin(cohort: Cohort) -> None:
     assert denied.value.status == 403
 
 
+def test_the_in_cluster_controller_runs_a_learners_model_in_a_pod_sandbox(cohort: Cohort) -> None:
+    """`lab test` graded by the controller pod: a check that executes learner code (the logged model,
+    re-scored on hidden data) runs it in a short-lived Pod of labctl-sandbox, chosen automatically
+    (the controller's own process has no bubblewrap), and the lab is still proven honest."""
+    kc = ["--kubeconfig", cohort.kubeconfig]
+    labctl("lab", "publish", *kc, env=cohort.env, timeout=300)
+    lab = "foundation/experiment-tracking"
+    result = labctl(
+        "lab", "test", lab, "--keep", "-o", "json", *kc, env=cohort.env, check=False, timeout=1800
+    )  # fmt: skip
+    rows = json.loads(result.stdout or "[]")
+    table = "\n".join(f"  {r['stage']}: expected {r['expected']}, got {r['got']}" for r in rows)
+    print(f"\n{lab} graded in-cluster:\n{table}")
+    try:
+        assert result.returncode == 0, f"{table}\n{result.stderr[-3000:]}"
+        rescored = [
+            (attempt["spec"]["email"], record)
+            for attempt in cohort.admin.list("labctl.dev/v1alpha1", "GradeAttempt")
+            if attempt["spec"]["lab"] == lab and attempt["spec"]["cohort"].startswith("lt-")
+            for record in attempt["spec"]["results"]
+            if record["check"] == "model-rescored"
+        ]
+        ran = {email: json.loads(r["evidence"]).get("sandbox", "") for email, r in rescored}
+        solution = ran.get("solution@labtest.local", "")
+        assert solution.startswith("pod labctl-sandbox/"), ran
+        assert all(w == "" or w.startswith("pod labctl-sandbox/") for w in ran.values()), ran
+        assert not cohort.admin.list("v1", "Pod", namespace="labctl-sandbox"), "a sandbox Pod was left"
+    finally:
+        for c in cohort.admin.list("labctl.dev/v1alpha1", "Cohort"):
+            if c["metadata"]["name"].startswith("lt-"):
+                labctl("cohort", "delete", c["metadata"]["name"], "--yes", *kc, env=cohort.env, check=False)
+
+
 def test_delete_with_export_saves_each_learners_mlflow_and_object_store_first(
     cohort: Cohort, logged_run: dict[str, Any], tmp_path: Path
 ) -> None:
