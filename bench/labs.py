@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,9 +45,18 @@ def fmt(values: list[float]) -> str:
     return f"median {statistics.median(values):6.2f}s  worst {max(values):6.2f}s"
 
 
-def served(wanted: int) -> Callable[[LabSessionStatus], bool]:
-    """The session has answered check request number ``wanted``."""
-    return lambda s: s.checks_served >= wanted
+def timed_check(me: Kube, ns: str, lab_id: str) -> tuple[float, LabSessionStatus]:
+    """`labctl lab check` as the learner: seconds until the session answers it, and its answer."""
+    wanted = client.bump(me, ns, lab_id, "checkRequest")
+
+    def served(s: LabSessionStatus) -> bool:
+        return s.checks_served >= wanted
+
+    t = time.perf_counter()
+    status = client.wait(me, ns, lab_id, served, timeout=1200)
+    seconds = time.perf_counter() - t
+    assert not gates.check_refused(status.message), status.message
+    return seconds, status
 
 
 def _checks_when_solved(me: Kube, kubeconfig: Path, ns: str, lab_id: str, runs: int) -> list[float]:
@@ -58,15 +66,12 @@ def _checks_when_solved(me: Kube, kubeconfig: Path, ns: str, lab_id: str, runs: 
     assert folder.solution is not None, f"{lab_id} has no solution"
     proc = solve(me, folder, folder.solution, kubeconfig=kubeconfig, namespace=ns)
     assert proc.returncode == 0, f"{lab_id} solution exited {proc.returncode}:\n{proc.stderr[-2000:]}"
-    seconds = []
+    seconds: list[float] = []
     for _ in range(runs):
         done = client.status_of(client.get(me, ns, lab_id) or {})
         time.sleep(gates.cooldown_left(done.last_check_at, gates.now(), folder.lab.cooldown_seconds) + 0.5)
-        wanted = client.bump(me, ns, lab_id, "checkRequest")
-        t = time.perf_counter()
-        status = client.wait(me, ns, lab_id, served(wanted), timeout=1200)
-        seconds.append(time.perf_counter() - t)
-        assert not gates.check_refused(status.message), status.message
+        took, status = timed_check(me, ns, lab_id)
+        seconds.append(took)
         assert status.score == status.max_score, f"{lab_id} solved scored {status.score}/{status.max_score}"
     return seconds
 
@@ -103,11 +108,8 @@ def bench_lab(
         client.start(admin, ns, lab.id, override=True)
         client.wait(me, ns, lab.id, lambda s: s.phase in client.SETTLED, timeout=600)
         for _ in range(runs):
-            wanted = client.bump(me, ns, lab.id, "checkRequest")
-            t = time.perf_counter()
-            status = client.wait(me, ns, lab.id, served(wanted), timeout=1200)
-            figures["check"].append(time.perf_counter() - t)
-            assert not gates.check_refused(status.message), status.message
+            took, status = timed_check(me, ns, lab.id)
+            figures["check"].append(took)
             t = time.perf_counter()
             with hidden_dir(hidden_files(admin, spec)) as hidden, reaching(admin, "auto") as reach:
                 start = status.started_at
