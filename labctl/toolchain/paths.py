@@ -79,7 +79,31 @@ COREDNS = Group(
     binaries={"coredns": "github.com/coredns/coredns"},
 )
 NODE_GROUPS: tuple[Group, ...] = (KUBERNETES_NODE, COREDNS)
-ALL_GROUPS: tuple[Group, ...] = GROUPS + NODE_GROUPS
+
+# Analyzers: kube-score checks every manifest labctl renders (`make lint`); cyclonus computes
+# which pods the NetworkPolicies let reach which (the egress tests). Not needed to run a sim.
+KUBE_SCORE = Group(
+    name="kube-score",
+    module="github.com/zegl/kube-score",
+    version=versions.KUBE_SCORE,
+    binaries={"kube-score": "github.com/zegl/kube-score/cmd/kube-score"},
+)
+CYCLONUS = Group(
+    name="cyclonus",
+    module="github.com/mattfenwick/cyclonus",
+    version=versions.CYCLONUS,
+    binaries={"cyclonus": "github.com/mattfenwick/cyclonus/cmd/cyclonus"},
+)
+ANALYZER_GROUPS: tuple[Group, ...] = (KUBE_SCORE, CYCLONUS)
+ALL_GROUPS: tuple[Group, ...] = GROUPS + NODE_GROUPS + ANALYZER_GROUPS
+
+
+def group_named(name: str) -> Group:
+    """The group called ``name`` (``kubernetes``, ``kube-score``, ...); KeyError names the known ones."""
+    for group in ALL_GROUPS:
+        if group.name == name:
+            return group
+    raise KeyError(f"unknown toolchain group {name!r}; known: {', '.join(g.name for g in ALL_GROUPS)}")
 
 
 def cache_root() -> Path:

@@ -11,3 +11,6 @@ KWOK = "v0.8.0"
 VERSITYGW = "v1.8.0"
 # DNS for pods on a real node (labctl sim up --real-node); built only when asked for.
 COREDNS = "v1.14.7"
+# Outside analyzers `make lint` and the guard-rail tests run over what labctl renders.
+KUBE_SCORE = "v1.20.0"
+CYCLONUS = "v0.5.6"
