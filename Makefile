@@ -61,7 +61,7 @@ bench: setup
 # are installed only when missing. Builds kubelet, kube-proxy and the pause image first.
 e2e: setup debs
 	hack/install-debian-deps $(NODE_DEBS)
-	$(BIN)/python -m labctl.realnode build
+	$(BIN)/python -m labctl.localcluster.realnode build
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 clean:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl.toolchain import paths
+from labctl.localcluster.toolchain import paths
 
 TARGET_S = 0.2  # `labctl --help` and `labctl lab --help`, median wall time
 TARGETED = ("labctl --help", "labctl lab --help")

@@ -26,12 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labctl import cohorts, credentials
 from labctl.api.labs import LabSessionStatus, LabSpec
 from labctl.api.v1alpha1 import API_VERSION, RosterEntry
-from labctl.catalog.labtest import solve
+from labctl.authoring.labtest import solve
 from labctl.catalog.load import builtin_root, load_catalog
 from labctl.catalog.publish import hidden_files, latest, published
+from labctl.cli.common import prefer_built_kubectl
+from labctl.cohorts import credentials
+from labctl.cohorts import operations as cohorts
 from labctl.grading.reach import reaching
 from labctl.grading.run import grade
 from labctl.kube import Kube
@@ -140,6 +142,7 @@ def main() -> int:
         help="also time checks after the reference solution ran (labs without a scenario)",
     )  # fmt: skip
     args = parser.parse_args()
+    prefer_built_kubectl()  # the solution scripts' kubectl, as `labctl lab test` runs them
     admin = Kube.connect(kubeconfig=args.kubeconfig)
     ids = args.lab or sorted({s.id for s in published(admin)})
     tmp = Path(f"/tmp/labctl-bench-labs-{uuid.uuid4().hex[:6]}")

@@ -30,11 +30,11 @@ from pathlib import Path
 import yaml
 
 from labctl.kube import Kube, KubeError
-from labctl.provision.cohort import render_learners
+from labctl.localcluster.toolchain import paths
+from labctl.provision.cohort_learners import render_learners
 from labctl.provision.install import KEY_SECRET
 from labctl.provision.learner import render_learner_objects
 from labctl.provision.tenancy import CONTROLLER_NAMESPACE
-from labctl.toolchain import paths
 
 LABCTL = [sys.executable, "-m", "labctl.cli"]
 

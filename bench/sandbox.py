@@ -2,7 +2,7 @@
 
 Prints, each as the median and p90 wall time of one run, interleaved in the same process:
   trivial python   ``python trivial.py`` (prints one line; the grader's venv python)
-                   through graders.sandbox.run (python=True, a work dir of 1 file) vs a plain
+                   through labctl.sandbox.run (python=True, a work dir of 1 file) vs a plain
                    subprocess in a copy of the same work dir
   sh true          the sandbox's fixed cost with no interpreter: ``/bin/sh -c true``
   dvc repro        ``python -m dvc repro --force`` of a small benign pipeline (one stage, a
@@ -32,12 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo's tests/ helpers
 
-from graders import sandbox
 from graders.core import Context, Status
 from graders.engine import CheckCall, run_check
-from graders.sandbox import bwrap, pod
-from labctl.images.names import LOCAL_IMAGES
+from labctl import sandbox
 from labctl.kube import Kube
+from labctl.provision.stacks.local_images import LOCAL_IMAGES
+from labctl.sandbox import bwrap, pod
 from tests.graders.s3_server import S3Server, versitygw
 
 TRIVIAL = 'print("predicted 3 rows")\n'

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.sim import cluster as sim
+from labctl.localcluster.sim import cluster as sim
 
 LABCTL = [sys.executable, "-m", "labctl.cli"]
 

@@ -44,10 +44,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo's tests/ helpers
 
-from labctl.images import gobuild, prombuild, reloader
+from labctl.localcluster.images import gobuild, prombuild, reloader
+from labctl.localcluster.toolchain import paths
 from labctl.provision.stacks import ObjectStoreCredentials, StackSettings, render_stacks
 from labctl.provision.tenancy import learner_labels
-from labctl.toolchain import paths
 from tests.helpers.processes import free_port, server_process
 
 TARGET_MIB = 400.0  # PSS per learner, idle (issue 6)

@@ -105,26 +105,16 @@ SUBMISSION = "submission:"  # repo "submission:<lab>": the learner's latest `lab
 
 def _submitted_bundle(repo: str, ctx: Context, scratch: Path) -> str:
     """Download the learner's latest submitted bundle of a lab from their own object store."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from labctl.errors import LabctlError
-    from labctl.submissions import download, store_of
-
     lab = repo.removeprefix(SUBMISSION)
-    if ctx.kube is None or not ctx.namespace:
+    if ctx.fetch_submission is None or ctx.kube is None or not ctx.namespace:
         raise GraderError(f"repo {repo}: reading a submission needs the cluster and the learner's namespace")
     path = scratch / "submission.bundle"
     try:
-        store = store_of(ctx.kube, ctx.namespace)
-        download(replace(store, endpoint=ctx.reach(store.endpoint)), lab, path)
+        ctx.fetch_submission(ctx, lab, path)
     except LookupError as exc:
         raise LearnerProblem(str(exc), repo=repo) from None
     except NoRoute as exc:
         raise TransientGraderError(f"the learner's object store is unreachable: {exc}") from None
-    except (LabctlError, BotoCoreError, ClientError) as exc:
-        raise GraderError(
-            f"cannot read the submission of {lab} from the learner's object store: {exc}"
-        ) from None
     return str(path)
 
 

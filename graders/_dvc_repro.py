@@ -2,7 +2,7 @@
 
 The grader's own code clones the submission and pulls its data with the store credentials
 (:mod:`graders._dvc_repo`); then the learner's stage commands — their code — run inside
-:mod:`graders.sandbox` on a copy of that clone, with no credentials, no network and bounded
+:mod:`labctl.sandbox` on a copy of that clone, with no credentials, no network and bounded
 resources. Only the files the check reads afterwards (the metrics) come back into the clone.
 """
 
@@ -13,9 +13,9 @@ import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 
-from graders import sandbox
 from graders._dvc_repo import Clone, LearnerProblem
-from graders.core import Context
+from graders.core import Context, GraderError
+from labctl import sandbox
 
 # DVC inside the sandbox: its config, site cache and tmp live in the scratch HOME (the defaults).
 DVC_ENV = {"DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
@@ -26,20 +26,23 @@ def repro(clone: Clone, ctx: Context, keep: Sequence[str]) -> sandbox.Sandboxed:
     """Run `dvc repro --force` sandboxed on a copy of the clone; write ``keep`` back into the clone.
 
     A stage that fails, or is stopped by a limit, is the learner's failure (LearnerProblem with
-    what it printed and which limit); no sandbox here is SandboxUnavailable (an error).
+    what it printed and which limit); no sandbox here is a GraderError (the check's status: error).
     """
     wanted = [p for p in (posixpath.normpath(k) for k in keep) if _inside(p)]
     wall = max(1.0, ctx.remaining() - AFTER_S)
     limits = sandbox.Limits(wall_s=wall, cpu_s=int(wall) + 1, disk_mb=_disk_mb(clone.root))
-    ran = sandbox.run(
-        ["python", "-m", "dvc", "repro", "--force"],
-        work=clone.root,
-        outputs=wanted,
-        env=DVC_ENV,
-        limits=limits,
-        python=True,
-        deadline_s=wall,
-    )
+    try:
+        ran = sandbox.run(
+            ["python", "-m", "dvc", "repro", "--force"],
+            work=clone.root,
+            outputs=wanted,
+            env=DVC_ENV,
+            limits=limits,
+            python=True,
+            deadline_s=wall,
+        )
+    except sandbox.SandboxUnavailable as exc:
+        raise GraderError(str(exc)) from None
     if ran.reason is not None and (ran.exit_code is None or ran.exit_code != 0):
         raise LearnerProblem(
             f"`dvc repro` was stopped by the grader's sandbox: {ran.reason}:\n{ran.tail(4)}",

@@ -3,7 +3,7 @@
 The grader downloads the model's files itself, through the tracking server's artifact proxy
 (``get-artifact`` for a run's artifacts, ``logged-models/<id>/artifacts`` for an MLflow 3
 logged model), bounded in count and size and written only to plain relative paths. Loading the
-model is running the learner's code, so it happens in :mod:`graders.sandbox` alone: the
+model is running the learner's code, so it happens in :mod:`labctl.sandbox` alone: the
 sandbox gets the model's folder, :mod:`graders._predict_in_sandbox` and the hidden set's
 features; the labels stay here and the metric is computed here.
 """
@@ -192,7 +192,7 @@ def predict(work: Path, features: bytes, *, rows: int, numeric: bool, deadline_s
     :class:`GraderError` when there is no sandbox: the model never runs anywhere else.
     """
     try:
-        from graders.sandbox import Limits, SandboxUnavailable, run
+        from labctl.sandbox import Limits, SandboxUnavailable, run
     except ImportError as exc:
         raise GraderError(f"cannot run the learner's model: no sandbox module ({exc})") from None
     (work / "predict.py").write_bytes(SCRIPT.read_bytes())

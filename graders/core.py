@@ -18,11 +18,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from labctl.suggest import did_you_mean
+from labctl.core.suggest import did_you_mean
 
 
 class Status(enum.StrEnum):
@@ -89,6 +90,10 @@ class Context:
     timeout_s: float = 60.0
     started: float = field(default_factory=time.monotonic)
     reach: Callable[[str], str] = as_is
+    # The learner's latest submitted bundle of a lab, written to a path (labctl.grading.submissions
+    # provides it): LookupError when there is none, NoRoute when their store is unreachable,
+    # GraderError for our side's trouble. None: this run reads no submissions.
+    fetch_submission: Callable[[Context, str, Path], None] | None = None
 
     def remaining(self, at_most: float | None = None) -> float:
         """Seconds left before the check's deadline (never below 0.1), capped by ``at_most``."""

@@ -326,7 +326,7 @@ def _json(text: str, what: str) -> Any:
 def metrics_reproduce(ctx: Context, params: MetricsParams) -> Outcome:
     """`dvc repro` in a clean clone reproduces the committed metrics within a tolerance.
 
-    The learner's stages run in the grader's sandbox (graders.sandbox), never as the grader.
+    The learner's stages run in the grader's sandbox (labctl.sandbox), never as the grader.
     """
     try:
         with repo_.clone(params.repo, params.rev, ctx) as clone:

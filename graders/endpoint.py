@@ -69,7 +69,7 @@ class HealthParams(EndpointParams):
 
 def service_url(kube: Any, namespace: str | None, service: str, port: int | None) -> str:
     """The in-cluster URL of the learner's Service, checking it exists and exposes ``port``."""
-    from labctl.errors import LabctlError
+    from labctl.core.errors import LabctlError
 
     if kube is None or not namespace:
         raise GraderError(

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from graders.core import (
@@ -28,6 +29,7 @@ from graders.core import (
     as_is,
     get,
 )
+from labctl.sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def run_check(call: CheckCall, context: Context, *, backoff_s: float = 0.2) -> C
                 time.sleep(backoff_s * 2 ** (attempt - 1))
                 continue
             return _error(call, f"grader error after {attempt} attempts: {exc}", started, attempt)
-        except GraderError as exc:
+        except (GraderError, SandboxUnavailable) as exc:  # no sandbox: our side's, never a run without
             return _error(call, f"grader error: {exc}", started, attempt)
         except FutureTimeout:
             return _error(call, f"check did not finish within {call.timeout_s:g}s", started, attempt)
@@ -138,14 +140,22 @@ def run_jobs(
     concurrency: int = 16,
     on_result: Callable[[Job, CheckResult], None] | None = None,
     reach: Callable[[str], str] = as_is,
+    fetch_submission: Callable[[Context, str, Path], None] | None = None,
 ) -> Iterator[tuple[Job, list[CheckResult]]]:
     """Run every job's checks with at most ``concurrency`` checks in flight; yields per job,
-    in the order given, as soon as that job's results are all in. ``reach``: see Context."""
+    in the order given, as soon as that job's results are all in. ``reach``, ``fetch_submission``:
+    see Context."""
     jobs = list(jobs)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="grade") as pool:
         futures: list[list[Future[CheckResult]]] = []
         for job in jobs:
-            ctx = Context(learner=job.learner, namespace=job.namespace, kube=kube, reach=reach)
+            ctx = Context(
+                learner=job.learner,
+                namespace=job.namespace,
+                kube=kube,
+                reach=reach,
+                fetch_submission=fetch_submission,
+            )
             futures.append([pool.submit(run_check, call, ctx) for call in job.calls])
         for job, pending in zip(jobs, futures, strict=True):
             results = []

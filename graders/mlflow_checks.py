@@ -33,7 +33,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from graders._mlflow_rest import Mlflow
 from graders.core import Context, Outcome, Params, check
-from labctl.suggest import closest
+from labctl.core.suggest import closest
 
 DEFAULT_TRACKING_URI = "http://mlflow.{namespace}.svc:5000"  # what labctl's stack serves
 _SHOWN = 3  # offending runs named in feedback; the rest are counted

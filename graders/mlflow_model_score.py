@@ -3,7 +3,7 @@
 A learner logs a metric; anyone can log 0.99. This check finds the model behind a run (the best
 run of an experiment, by a metric the learner logged) or behind a registered model's alias or
 version, downloads its files through the tracking server with the grader's own code, runs it in
-:mod:`graders.sandbox` on the features of a hidden test set (the labels never enter the
+:mod:`labctl.sandbox` on the features of a hidden test set (the labels never enter the
 sandbox), and computes the metric itself. It passes when that value meets ``threshold`` and,
 with ``claimed_metric``, when the value the run logged agrees with it within ``tolerance``; with
 ``since`` (labs pass ``"{session_start}"``) only work done since then counts.

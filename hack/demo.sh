@@ -21,7 +21,7 @@ real_node_ready() {
   if [ "${LABCTL_DEMO_REAL_NODE:-auto}" = no ]; then why="LABCTL_DEMO_REAL_NODE=no"; return 1; fi
   if [ "$(id -u)" != 0 ]; then why="a real node needs root"; return 1; fi
   hack/install-debian-deps "${NODE_DEBS[@]}" || { why="could not install ${NODE_DEBS[*]}"; return 1; }
-  python -m labctl.realnode build || { why="could not build kubelet, kube-proxy or CoreDNS"; return 1; }
+  python -m labctl.localcluster.realnode build || { why="could not build kubelet, kube-proxy or CoreDNS"; return 1; }
   labctl images build "${IMAGES[@]}" >/dev/null || { why="could not build the stack images"; return 1; }
 }
 

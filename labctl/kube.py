@@ -29,8 +29,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from labctl.errors import LabctlError
-from labctl.names import FIELD_MANAGER
+from labctl.core.errors import LabctlError
+from labctl.core.labels import FIELD_MANAGER
 
 
 def _loads(data: bytes) -> Any:

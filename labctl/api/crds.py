@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from labctl.api import labs, v1alpha1
 from labctl.api.schema import structural
-from labctl.names import GROUP
+from labctl.core.labels import GROUP
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:

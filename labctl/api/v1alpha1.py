@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from labctl.names import GROUP
+from labctl.core.labels import GROUP
 
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"

@@ -20,8 +20,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from labctl.api.labs import LEVELS, LabFile, MistakeFile
-from labctl.errors import UsageError
-from labctl.suggest import did_you_mean
+from labctl.core.errors import UsageError
+from labctl.core.suggest import did_you_mean
 
 LAB_FILE = "lab.yaml"
 README = "README.md"

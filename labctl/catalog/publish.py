@@ -20,9 +20,9 @@ from typing import Any
 from labctl.api.labs import LabSpec, lab_object_name
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.catalog.load import LabFolder
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
+from labctl.core.labels import GROUP, MANAGED_BY
 from labctl.kube import Kube
-from labctl.names import GROUP, MANAGED_BY
 from labctl.provision.tenancy import CONTROLLER_NAMESPACE
 
 LAB_LABEL = f"{GROUP}/lab"  # <level>.<name>: label values cannot hold '/'

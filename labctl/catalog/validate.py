@@ -26,8 +26,8 @@ from labctl.catalog.load import (
     discover,
     read_folder,
 )
+from labctl.core.suggest import did_you_mean, did_you_mean_lab
 from labctl.grading.plan import PLACEHOLDERS, SAMPLE_PLACE, fill
-from labctl.suggest import did_you_mean, did_you_mean_lab
 
 MIN_MISTAKES = 3
 

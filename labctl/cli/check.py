@@ -19,7 +19,8 @@ from graders.core import BadParams, CheckSpec, Context, Status, UnknownCheck, ge
 from graders.engine import CheckCall, run_check
 from labctl.cli.common import reach_option
 from labctl.cli.output import console, emit, output_option
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
+from labctl.grading import submissions
 from labctl.grading.reach import Mode as ReachMode
 from labctl.grading.reach import reaching
 from labctl.kube import Kube
@@ -125,7 +126,10 @@ def run_cmd(
         kube = Kube.connect(kubeconfig=kubeconfig, context=kube_context)
     with reaching(kube, reach_mode) as reach:
         call = CheckCall(name, params, max_points=points, timeout_s=timeout)
-        result = run_check(call, Context(namespace=namespace, kube=kube, reach=reach))
+        ctx = Context(
+            namespace=namespace, kube=kube, reach=reach, fetch_submission=submissions.fetch_for_check
+        )
+        result = run_check(call, ctx)
     if output == "table":
         colour = {"passed": "green", "failed": "red", "error": "yellow"}[result.status.value]
         console.print(

@@ -9,13 +9,13 @@ import click
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from labctl import cohorts
 from labctl.api.v1alpha1 import RosterEntry
 from labctl.cli.common import kube_options
 from labctl.cli.output import emit, err_console, output_option
-from labctl.durations import parse_duration
-from labctl.errors import LabctlError, UsageError
-from labctl.exports import export_cohort
+from labctl.cohorts import operations as cohorts
+from labctl.core.durations import parse_duration
+from labctl.core.errors import LabctlError, UsageError
+from labctl.exports.cohort import export_cohort
 from labctl.kube import Kube
 from labctl.provision.roster import load_roster
 

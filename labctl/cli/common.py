@@ -51,3 +51,16 @@ def reach_option(func: F) -> F:
         help="How checks connect to learners' Services: by cluster DNS (inside the cluster), or through "
         "port-forwards made with the kubeconfig (from anywhere else). auto: cluster DNS inside a pod.",
     )(func)
+
+
+def prefer_built_kubectl() -> None:
+    """Lab scripts (`lab test`, `lab solve`) run `kubectl` from PATH: where labctl's toolchain built
+    one (pinned to the cluster's version), it goes first. The CLI wires this in: the services below
+    it never reach into the local-cluster tooling."""
+    import os
+
+    from labctl.localcluster.toolchain import paths
+
+    built = paths.binary("kubectl")
+    if built.exists():
+        os.environ["PATH"] = os.pathsep.join([str(built.parent), os.environ.get("PATH", "")])

@@ -17,11 +17,11 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from graders.core import Status
-from labctl import cohorts
 from labctl.catalog.publish import newest
 from labctl.cli.common import kube_options, reach_option
 from labctl.cli.output import emit, err_console, output_choice, output_option
-from labctl.errors import UsageError
+from labctl.cohorts import operations as cohorts
+from labctl.core.errors import UsageError
 from labctl.grading import records, reports
 from labctl.grading.gradebook import Assignment, export_gradebook
 from labctl.grading.plan import GradingPlan, plan_for_lab

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from labctl.cli.output import emit, err_console, output_option
-from labctl.errors import UsageError
-from labctl.images import load as loader
-from labctl.images import stack
-from labctl.sim.spec import DEFAULT_NAME
+from labctl.core.errors import UsageError
+from labctl.localcluster import load_images as loader
+from labctl.localcluster.images import stack
+from labctl.localcluster.sim.spec import DEFAULT_NAME
 
 BUILD_COLUMNS = ["image", "name", "size", "digest", "status", "seconds"]
 

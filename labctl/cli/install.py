@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from labctl.cli.common import kube_options
-from labctl.errors import LabctlError, UsageError
+from labctl.core.errors import LabctlError, UsageError
 from labctl.kube import Kube
 from labctl.provision import install as plan
 from labctl.provision.stacks import load_stack_settings

@@ -12,7 +12,7 @@ import click
 from labctl.cli import lab_author, lab_learner, lab_publish, lab_test
 from labctl.cli.common import kube_options
 from labctl.cli.output import err_console, output_choice
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 
 if TYPE_CHECKING:
     from labctl.kube import Kube
@@ -48,7 +48,7 @@ def submit_cmd(
 ) -> None:
     """Submit the git repository at PATH (HEAD, with history) for grading."""
     from labctl.api.v1alpha1 import LAB_ID_PATTERN
-    from labctl.submissions import store_of, submit
+    from labctl.grading.submissions import store_of, submit
 
     if not re.fullmatch(LAB_ID_PATTERN, lab_id):
         raise UsageError(f"--lab {lab_id!r}: expected <level>/<lab>, e.g. professional/data-versioning")

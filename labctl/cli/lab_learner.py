@@ -17,7 +17,7 @@ import click
 
 from labctl.cli.common import kube_options
 from labctl.cli.output import console, emit, err_console, output_option
-from labctl.errors import LabctlError, UsageError
+from labctl.core.errors import LabctlError, UsageError
 
 if TYPE_CHECKING:
     from labctl.api.labs import LabSessionStatus
@@ -34,7 +34,7 @@ def _namespace(kube: Kube, namespace: str | None, cohort: str | None, learner: s
     if learner or cohort:
         if not (learner and cohort):
             raise UsageError("--learner and --cohort go together (an instructor acting for a learner)")
-        from labctl import cohorts
+        from labctl.cohorts import operations as cohorts
         from labctl.provision.naming import learner_namespace
 
         found = cohorts.find_learner(kube, cohort, learner)

@@ -9,7 +9,7 @@ import click
 
 from labctl.cli.common import kube_options
 from labctl.cli.output import emit, output_option
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 
 if TYPE_CHECKING:
     from labctl.catalog.load import LabFolder

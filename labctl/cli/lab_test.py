@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from labctl.cli.common import kube_options
+from labctl.cli.common import kube_options, prefer_built_kubectl
 from labctl.cli.lab_publish import validated
 from labctl.cli.output import emit, err_console, output_option
-from labctl.errors import UsageError
-from labctl.suggest import did_you_mean, did_you_mean_lab
+from labctl.core.errors import UsageError
+from labctl.core.suggest import did_you_mean, did_you_mean_lab
 
 if TYPE_CHECKING:
-    from labctl.catalog.labtest import Outcome
+    from labctl.authoring.labtest import Outcome
     from labctl.catalog.load import LabFolder
     from labctl.kube import Kube
 
@@ -67,8 +67,9 @@ def test_cmd(
 ) -> None:
     """Prove labs honest on this cluster (needs the labctl controller running)."""
     # Imported here, not at the top: `labctl lab --help` must not import the catalog (startup time).
-    from labctl.catalog.labtest import test_labs
+    from labctl.authoring.labtest import test_labs
 
+    prefer_built_kubectl()
     if bool(lab_ids) == every:
         raise UsageError("name the labs to test, or pass --all")
     labs = validated(paths)
@@ -112,9 +113,10 @@ def solve_cmd(
 ) -> None:
     """Lab authors: run LAB_ID's reference solution (or a planted mistake) as the learner whose
     kubeconfig this is, exactly as `labctl lab test` does; its output is printed."""
-    from labctl.catalog.labtest import solve
+    from labctl.authoring.labtest import solve
     from labctl.kube import Kube
 
+    prefer_built_kubectl()
     config = kubeconfig or os.environ.get("KUBECONFIG")
     if not config:
         raise UsageError("give the learner's kubeconfig: --kubeconfig FILE or KUBECONFIG")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from labctl import cohorts
 from labctl.cli.common import kube_options
-from labctl.credentials import learner_kubeconfig
-from labctl.durations import parse_duration
+from labctl.cohorts import operations as cohorts
+from labctl.cohorts.credentials import learner_kubeconfig
+from labctl.core.durations import parse_duration
 from labctl.kube import Kube
 
 

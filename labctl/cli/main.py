@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from labctl import __version__
-from labctl.errors import LabctlError
+from labctl.core.errors import LabctlError
 
 # Every top-level command: name -> ("module:attribute", its short help). The short help is the
 # first line of the command's own docstring, copied here so `labctl --help` lists every command

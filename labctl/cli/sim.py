@@ -7,11 +7,11 @@ import time
 import click
 
 from labctl.cli.output import emit, err_console, output_option
-from labctl.errors import LabctlError
-from labctl.sim import cluster as sim_cluster
-from labctl.sim.spec import DEFAULT_NAME, SimSpec
+from labctl.core.errors import LabctlError
+from labctl.localcluster.sim import cluster as sim_cluster
+from labctl.localcluster.sim.spec import DEFAULT_NAME, SimSpec
 
-# labctl.sim.lifecycle and .inventory import the Kubernetes client: the commands that talk to the
+# labctl.localcluster.sim.lifecycle and .inventory import the Kubernetes client: the commands that talk to the
 # cluster import them in their bodies, so `labctl sim list` and `kubeconfig` start fast.
 
 name_argument = click.argument("name", default=DEFAULT_NAME, required=False)
@@ -41,7 +41,7 @@ def sim() -> None:
 )
 def up_cmd(name: str, cpu_nodes: int, gpu_nodes: int, gpus_per_node: int, real_node: bool) -> None:
     """Start (or keep) a simulated cluster and print its kubeconfig path."""
-    from labctl.sim import lifecycle
+    from labctl.localcluster.sim import lifecycle
 
     spec = SimSpec(name=name, cpu_nodes=cpu_nodes, gpu_nodes=gpu_nodes, gpus_per_node=gpus_per_node)
     started = time.monotonic()
@@ -60,7 +60,7 @@ def up_cmd(name: str, cpu_nodes: int, gpu_nodes: int, gpus_per_node: int, real_n
 @name_argument
 def down_cmd(name: str) -> None:
     """Stop the cluster's processes and delete its files."""
-    from labctl.sim import lifecycle
+    from labctl.localcluster.sim import lifecycle
 
     SimSpec(name=name)  # validates the name
     if lifecycle.down(name):
@@ -87,8 +87,8 @@ def list_cmd(output: str) -> None:
 @output_option
 def nodes_cmd(name: str, output: str) -> None:
     """Show the cluster's nodes: pools, capacity, GPUs in use, taints."""
-    from labctl.sim import lifecycle
-    from labctl.sim.inventory import node_rows
+    from labctl.localcluster.sim import lifecycle
+    from labctl.localcluster.sim.inventory import node_rows
 
     cluster = _existing(name)
     kube = lifecycle.connect(cluster)

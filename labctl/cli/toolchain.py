@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from labctl.cli.output import emit, err_console, output_option
-from labctl.errors import LabctlError, UsageError
-from labctl.toolchain import build as builder
-from labctl.toolchain import paths
+from labctl.core.errors import LabctlError, UsageError
+from labctl.localcluster.toolchain import build as builder
+from labctl.localcluster.toolchain import paths
 
 
 @click.group()

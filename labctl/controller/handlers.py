@@ -19,7 +19,7 @@ from labctl.api.v1alpha1 import VERSION
 from labctl.controller import metrics, reconcile, statuses
 from labctl.controller.memo import Memo
 from labctl.controller.refresh import Seen
-from labctl.names import GROUP
+from labctl.core.labels import GROUP
 from labctl.sessions.reconcile import NotYet, expire_if_due, reconcile_session
 
 RETRY_S = 3.0  # a failed reconcile is retried this soon (kopf's default is a minute)

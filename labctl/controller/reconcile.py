@@ -15,7 +15,7 @@ from typing import Any
 
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.kube import Kube, KubeError
-from labctl.provision.cohort import render_learners
+from labctl.provision.cohort_learners import render_learners
 from labctl.provision.learner import objects_hash, render_learner_objects
 from labctl.provision.stacks import STACK_LABEL, StackSettings
 from labctl.provision.tenancy import COHORT_LABEL, LEARNER_LABEL

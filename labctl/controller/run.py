@@ -13,7 +13,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from labctl.controller.memo import Memo
-from labctl.errors import LabctlError
+from labctl.core.errors import LabctlError
 from labctl.kube import Kube
 from labctl.provision.install import KEY_SECRET
 from labctl.provision.stacks import StackSettings

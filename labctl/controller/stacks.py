@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from labctl.core.labels import MANAGED_BY
 from labctl.kube import Kube, KubeError
-from labctl.names import MANAGED_BY
 from labctl.provision.stacks import STACK_LABEL
 
 log = logging.getLogger(__name__)

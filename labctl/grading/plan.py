@@ -21,9 +21,9 @@ from pydantic.alias_generators import to_camel
 from graders.core import BadParams, UnknownCheck, get
 from graders.engine import CheckCall
 from labctl.api.v1alpha1 import LabId
-from labctl.errors import UsageError
-from labctl.modelfiles import load_model
-from labctl.suggest import did_you_mean_lab
+from labctl.core.errors import UsageError
+from labctl.core.suggest import did_you_mean_lab
+from labctl.core.typed_yaml import load_model
 
 PLACEHOLDERS = frozenset({"namespace", "learner", "email", "cohort", "hidden", "session_start", "seed"})
 # A made-up learner, to check that parameters parse once filled in, before anyone is graded.

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from graders.core import GraderError, NoRoute, as_is
-from labctl.errors import LabctlError
+from labctl.core.errors import LabctlError
 from labctl.kube import Kube
 from labctl.portforward import forwarded
 

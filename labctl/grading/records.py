@@ -15,11 +15,11 @@ from typing import Any
 
 from graders.core import CheckResult, Status
 from labctl.api.v1alpha1 import API_VERSION, GradeAttemptSpec
+from labctl.core.labels import GROUP, MANAGED_BY
 from labctl.grading.reports import LearnerGrade
 from labctl.grading.scoring import Score
 from labctl.kube import Kube, KubeError
-from labctl.names import GROUP, MANAGED_BY
-from labctl.provision.cohort import owner_reference
+from labctl.provision.cohort_learners import owner_reference
 
 KIND = "GradeAttempt"
 COHORT = f"{GROUP}/cohort"

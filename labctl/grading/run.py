@@ -9,7 +9,7 @@ from typing import Any
 
 from graders.core import CheckResult, Status, as_is
 from graders.engine import Job, run_jobs
-from labctl.grading import metrics
+from labctl.grading import metrics, submissions
 from labctl.grading.plan import GradingPlan
 from labctl.grading.records import record
 from labctl.grading.scoring import Score, score_attempt
@@ -68,7 +68,15 @@ def grade(
         progress(1)
 
     graded: list[Graded] = []
-    for job, results in run_jobs(jobs, kube=kube, concurrency=concurrency, on_result=observe, reach=reach):
+    ran = run_jobs(
+        jobs,
+        kube=kube,
+        concurrency=concurrency,
+        on_result=observe,
+        reach=reach,
+        fetch_submission=submissions.fetch_for_check,
+    )
+    for job, results in ran:
         score = score_attempt(results, planned=planned, required=plan.required, pass_mark=plan.pass_mark)
         learner = by_name[job.learner]
         attempt, graded_at = 0, dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

@@ -11,10 +11,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from graders.sandbox import pod as sandbox_pod
 from labctl.api.crds import crds
 from labctl.provision.policies import render_policies
 from labctl.provision.tenancy import ALL_VERBS, CONTROLLER_NAMESPACE, LEARNER_RULES, READ_VERBS
+from labctl.sandbox import pod as sandbox_pod
 
 CONTROLLER_NAME = "labctl-controller"
 KEY_SECRET = "labctl-controller-key"

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from labctl.api.v1alpha1 import LearnerSpec
-from labctl.provision.cohort import owner_reference
+from labctl.provision.cohort_learners import owner_reference
 from labctl.provision.quota import profile
 from labctl.provision.stacks import ObjectStoreCredentials, StackSettings, render_stacks
 from labctl.provision.tenancy import learner_labels, render_guardrails, render_namespace

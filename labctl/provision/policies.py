@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.names import GROUP
+from labctl.core.labels import GROUP
 from labctl.provision.tenancy import ROLE_LABEL
 
 POLICY_NAME = "labctl-protect-managed-objects"

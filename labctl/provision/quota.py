@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ import yaml
 from pydantic import ValidationError
 
 from labctl.api.v1alpha1 import RosterEntry
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
+from labctl.core.suggest import did_you_mean
 from labctl.provision.naming import learner_name, normalise_email
-from labctl.suggest import did_you_mean
 
 COLUMNS = ("email", "name", "id")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.names import GROUP, MANAGED_BY
+from labctl.core.labels import GROUP, MANAGED_BY
 from labctl.provision.quota import QuotaProfile
 
 LEARNER_SA = "learner"

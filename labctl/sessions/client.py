@@ -13,9 +13,9 @@ from typing import Any
 from labctl.api.labs import LabSessionStatus, LabSpec, lab_object_name, session_name
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.catalog.publish import latest, newest
-from labctl.errors import LabctlError, UsageError
+from labctl.core.errors import LabctlError, UsageError
+from labctl.core.suggest import did_you_mean_lab
 from labctl.kube import Kube, KubeError
-from labctl.suggest import did_you_mean_lab
 
 KIND = "LabSession"
 SETTLED = ("Refused", "Ready", "Passed", "Failed", "Expired", "Stopped")

@@ -6,7 +6,7 @@ import base64
 import os
 from collections.abc import Callable, Collection
 
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 from labctl.kube import Kube
 from labctl.provision.stacks import alertmanager, mlflow_server, object_store, prometheus
 from labctl.sessions import client

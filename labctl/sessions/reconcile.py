@@ -18,10 +18,10 @@ from graders.core import as_is
 from labctl.api.labs import LabSessionSpec, LabSessionStatus, LabSpec, SessionPhase, lab_object_name
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.catalog.publish import LAB_LABEL, hidden_files
+from labctl.core.labels import GROUP
 from labctl.grading import records
 from labctl.grading.run import grade
 from labctl.kube import Kube
-from labctl.names import GROUP
 from labctl.sessions import gates
 from labctl.sessions.plan import hidden_dir, place_of, plan_of
 from labctl.sessions.results import initial_tasks, task_results

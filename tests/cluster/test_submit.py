@@ -18,9 +18,9 @@ import pytest
 
 from graders.core import Context, Status
 from graders.engine import CheckCall, run_check
+from labctl.grading.submissions import Store, fetch
 from labctl.kube import Kube
 from labctl.provision.stacks.object_store import SECRET, SUBMISSIONS_BUCKET
-from labctl.submissions import Store, fetch
 from tests.conftest import ClusterUnderTest, cluster_args, labctl
 from tests.graders.s3_server import S3Server, versitygw
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.realnode import procs
-from labctl.realnode.layout import LOCK_FILE
-from labctl.realnode.node import DAEMONS
+from labctl.localcluster.realnode import daemons
+from labctl.localcluster.realnode.layout import LOCK_FILE
+from labctl.localcluster.realnode.node import DAEMONS
 
 
 def wait_for_machine_lock(timeout: float = 1200) -> None:
@@ -20,7 +20,7 @@ def wait_for_machine_lock(timeout: float = 1200) -> None:
             owner = Path(LOCK_FILE.read_text().strip())
         except OSError:
             return
-        if not any(procs.running(owner / "pids" / f"{d}.pid") for d in DAEMONS):
+        if not any(daemons.running(owner / "pids" / f"{d}.pid") for d in DAEMONS):
             return
         if time.monotonic() > deadline:
             pytest.fail(f"another real node ({owner}) kept the machine for {timeout:.0f}s")

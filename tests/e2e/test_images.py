@@ -31,13 +31,13 @@ from typing import Any
 
 import pytest
 
-from labctl.errors import LabctlError
+from labctl.core.errors import LabctlError
 from labctl.kube import Kube, condition_true
+from labctl.localcluster.realnode.kubelet import NODE_LABEL
 from labctl.provision.stacks import alertmanager, mlflow_server, object_store, prometheus, render_stacks
 from labctl.provision.stacks.common import container_security
 from labctl.provision.stacks.object_store import ObjectStoreCredentials
 from labctl.provision.stacks.settings import StackImages, StackSettings
-from labctl.realnode.kubelet import NODE_LABEL
 from tests.conftest import labctl
 from tests.e2e.machine import wait_for_machine_lock
 

@@ -8,7 +8,7 @@ import io
 import json
 import tarfile
 
-from labctl.images.oci import File, ImageConfig, image_archive, layer_tar
+from labctl.localcluster.images.oci import File, ImageConfig, image_archive, layer_tar
 
 
 def _members(data: bytes) -> dict[str, bytes]:

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from labctl.images.gobuild import build_program
-from labctl.images.oci import File, ImageConfig, write_image
 from labctl.kube import Kube, condition_true
-from labctl.realnode import cgroups, containerd, dns
-from labctl.realnode import node as realnode
-from labctl.realnode.kubelet import NODE_LABEL, record_sysctls
-from labctl.realnode.layout import BRIDGE, GATEWAY_IP, Layout
-from labctl.sim import cluster as sim
+from labctl.localcluster.images.gobuild import build_program
+from labctl.localcluster.images.oci import File, ImageConfig, write_image
+from labctl.localcluster.realnode import cgroups, containerd, dns
+from labctl.localcluster.realnode import node as realnode
+from labctl.localcluster.realnode.kubelet import NODE_LABEL, record_sysctls
+from labctl.localcluster.realnode.layout import BRIDGE, GATEWAY_IP, Layout
+from labctl.localcluster.sim import cluster as sim
 from tests.conftest import labctl
 
 NAME = "e2e"

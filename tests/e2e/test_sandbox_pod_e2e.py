@@ -30,9 +30,9 @@ import pytest
 
 from graders.core import CheckResult, Context, Status
 from graders.engine import CheckCall, Job, run_check, run_jobs
-from graders.sandbox import pod
-from labctl.images.names import LOCAL_IMAGES
 from labctl.kube import Kube
+from labctl.provision.stacks.local_images import LOCAL_IMAGES
+from labctl.sandbox import pod
 from tests.conftest import labctl
 from tests.e2e.machine import wait_for_machine_lock
 from tests.graders.s3_server import S3Server, versitygw

@@ -1,7 +1,7 @@
 """A real S3-compatible server for tests: versitygw over a posix directory, as the learner stacks run it.
 
 The binary is the pinned one that ``labctl toolchain build`` builds from Go modules
-(``labctl.toolchain.paths``). Buckets are top-level directories of the gateway root
+(``labctl.localcluster.toolchain.paths``). Buckets are top-level directories of the gateway root
 (versitygw's posix layout), made before the server starts, as the stack's init container does.
 """
 
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl.toolchain import paths
+from labctl.localcluster.toolchain import paths
 from tests.helpers.processes import free_port, server_process
 
 ACCESS_KEY = "grader-test-access"

@@ -1,7 +1,7 @@
 """Attacks on a grader from inside the sandbox, shared by both backends' tests.
 
 Each attack is a learner's script that exits 0 only if its attack worked, run by the check
-``test.learner_script`` the way graders run learner code (graders.sandbox.run), or a stage of a
+``test.learner_script`` the way graders run learner code (labctl.sandbox.run), or a stage of a
 submitted DVC repository graded by the real ``dvc.metrics_reproduce``. tests/graders/test_sandbox.py
 runs them in bubblewrap (make test), tests/e2e/test_sandbox_pod_e2e.py in a Pod on the real node
 (make e2e).
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from graders import sandbox
 from graders.core import REGISTRY, Context, Outcome, Params, check
 from graders.engine import CheckCall
+from labctl import sandbox
 from tests.graders.s3_server import S3Server
 
 SECRET = "s3cr3t-grader-token-7f1d"

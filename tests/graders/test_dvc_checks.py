@@ -22,7 +22,7 @@ import pytest
 from graders import dvc_checks
 from graders.core import CheckResult, Context, Status
 from graders.engine import CheckCall, run_check
-from labctl.submissions import bundle
+from labctl.grading.submissions import bundle
 from tests.graders.s3_server import S3Server, versitygw
 
 PYTHON = sys.executable

@@ -286,12 +286,12 @@ def test_hostile_model_is_contained(learner: Learner) -> None:
 
 
 def test_without_a_sandbox_the_check_is_an_error(learner: Learner, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graders.sandbox
+    import labctl.sandbox
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
-        raise graders.sandbox.SandboxUnavailable("no user namespaces here")
+        raise labctl.sandbox.SandboxUnavailable("no user namespaces here")
 
-    monkeypatch.setattr(graders.sandbox, "run", unavailable)
+    monkeypatch.setattr(labctl.sandbox, "run", unavailable)
     result = grade("mlflow.model_score", learner, experiment="iris")
     assert result.status is Status.ERROR
     assert "no sandbox: no user namespaces here" in result.feedback
@@ -300,7 +300,7 @@ def test_without_a_sandbox_the_check_is_an_error(learner: Learner, monkeypatch: 
 def test_without_the_sandbox_module_the_check_is_an_error(
     learner: Learner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "graders.sandbox", None)  # import graders.sandbox: ImportError
+    monkeypatch.setitem(sys.modules, "labctl.sandbox", None)  # import labctl.sandbox: ImportError
     result = grade("mlflow.model_score", learner, experiment="iris")
     assert result.status is Status.ERROR
     assert "cannot run the learner's model: no sandbox module" in result.feedback

@@ -1,7 +1,7 @@
 """Attacks on the grader from inside the sandbox (bubblewrap), and a benign run beside each.
 
 Each attack is a learner's script graded by a check that runs it the way graders run learner
-code (``test.learner_script``: graders.sandbox.run), or a stage of a submitted DVC repository
+code (``test.learner_script``: labctl.sandbox.run), or a stage of a submitted DVC repository
 graded by the real ``dvc.metrics_reproduce``. A script exits 0 only if its attack worked. Every
 attack must fail, its check end ``failed`` or ``error`` within its deadline, nothing of the host
 change, and the next check of the same run be graded normally. Limits are small to keep it fast.
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from graders import sandbox
 from graders.core import CheckResult, Context, Status
 from graders.engine import CheckCall, Job, run_check, run_jobs
-from graders.sandbox import bwrap, pod
+from labctl import sandbox
+from labctl.sandbox import bwrap, pod
 from tests.graders.s3_server import S3Server, versitygw
 from tests.graders.sandbox_attacks import (
     ALLOC_10_GIB,
@@ -127,7 +127,7 @@ def test_no_service_account_token_even_where_the_grader_has_one(tmp_path: Path) 
     token_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
     script = textwrap.dedent(f"""
         import os, sys
-        from graders import sandbox
+        from labctl import sandbox
         assert open("{token_dir}/token").read() == "{SECRET}"  # the grader sees its token
         probe = (
             "import os,sys; p='{token_dir}/token'; print(os.path.exists(p)); "
@@ -520,6 +520,6 @@ def test_the_pods_frames_tell_a_wall_clock_kill_and_a_cut_output_from_an_exit() 
 
 
 def test_the_pod_runs_the_images_python() -> None:
-    from labctl.images import stack
+    from labctl.localcluster.images import stack
 
     assert f"{stack.VENV}/bin" == pod.IMAGE_PYTHON_BIN

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from labctl.kube import Kube
-from labctl.processes import stop
-from labctl.sim import cluster as sim
+from labctl.localcluster.processes import stop
+from labctl.localcluster.sim import cluster as sim
 from tests.conftest import labctl
 
 NAME = "lifecycle"

@@ -1,7 +1,7 @@
 """A learner's work on a real MLflow server, for the dump's tests: run as ``python -m`` in its own process.
 
 ``python -m tests.stackdata.mlflow_learner <tracking-uri>`` does, through the MLflow client as a
-learner would, everything :func:`~labctl.stackdata.dump_mlflow` must save, and prints the facts
+learner would, everything :func:`~labctl.exports.mlflow_dump.dump_mlflow` must save, and prints the facts
 (ids, values, bytes) as one JSON line for the tests to compare the dump with:
 
 - experiment ``train`` (tagged ``course=mlops``): run ``baseline`` (params, a 5-point ``loss``

@@ -20,8 +20,8 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
-from labctl.errors import LabctlError
-from labctl.stackdata import BucketSummary, dump_buckets
+from labctl.core.errors import LabctlError
+from labctl.exports.bucket_dump import BucketSummary, dump_buckets
 from tests.graders.s3_server import S3Server, versitygw
 
 BUCKETS = ("dvc", "mlflow", "submissions")

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from labctl.errors import LabctlError
-from labctl.stackdata import DumpError, MlflowSummary, dump_mlflow
+from labctl.core.errors import LabctlError
+from labctl.exports._files import DumpError
+from labctl.exports.mlflow_dump import MlflowSummary, dump_mlflow
 from tests.graders.mlflow_fixtures import PYTHON, QUIET, REPO, STARTUP_S, healthy, server_command
 from tests.helpers.processes import free_port, server_process
 from tests.stackdata.mlflow_learner import ARTIFACTS, LOSS, PROMPT, WEIGHTS

@@ -17,9 +17,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from labctl.stackdata import dump_buckets
-from labctl.stackdata._files import component, relative_path
-from labctl.stackdata.bucket_dump import Placement, place_keys
+from labctl.exports._files import component, relative_path
+from labctl.exports.bucket_dump import Placement, dump_buckets, place_keys
 
 
 @pytest.mark.parametrize(

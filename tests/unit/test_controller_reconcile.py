@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from labctl.controller.reconcile import reconcile_cohort
-from labctl.provision.cohort import render_learners
+from labctl.provision.cohort_learners import render_learners
 
 T = TypeVar("T")
 

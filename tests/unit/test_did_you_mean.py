@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from graders.core import UnknownCheck, get
 from labctl.cli.main import cli
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
+from labctl.core.suggest import closest, did_you_mean, did_you_mean_lab
 from labctl.grading.plan import load_plan, plan_for_lab
 from labctl.sessions.client import not_published, not_started
-from labctl.suggest import closest, did_you_mean, did_you_mean_lab
 from tests.unit.test_lab_validate import LAB, write_lab
 
 # A kubeconfig that loads without a cluster behind it: commands that connect first still

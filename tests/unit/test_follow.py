@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from labctl.catalog.follow import blocks, failed_commands, script
+from labctl.authoring.follow import blocks, failed_commands, script
 
 README = """# A lab
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from graders.core import CheckResult, Status
 from labctl.cli.check import parse_params
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 from labctl.grading import records
 from labctl.grading.scoring import score_attempt
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 from labctl.grading.plan import fill, load_plan, plan_for_lab
 from tests.helpers import checks  # noqa: F401  (registers test.behave)
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from labctl.images import oci, rootfs, stack
-from labctl.images.model_server import server
-from labctl.images.names import LOCAL_IMAGES
+from labctl.localcluster.images import oci, rootfs, stack
+from labctl.localcluster.images.model_server import server
+from labctl.localcluster.realnode.kubelet import NODE_LABEL
+from labctl.localcluster.sim.spec import DEFAULT_NAME
+from labctl.provision.stacks.local_images import LOCAL_IMAGES
 from labctl.provision.stacks.settings import StackImages, load_stack_settings
-from labctl.realnode.kubelet import NODE_LABEL
-from labctl.sim.spec import DEFAULT_NAME
 from tests.conftest import labctl
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labctl.cli.install import _node_selector
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 from labctl.provision.install import render_controller
 
 ROOT = Path(__file__).resolve().parents[2]

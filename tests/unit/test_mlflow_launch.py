@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.images import rootfs
-from labctl.images.stack import PYTHON, Builder
+from labctl.localcluster.images import rootfs
+from labctl.localcluster.images.stack import PYTHON, Builder
 from labctl.provision.stacks import mlflow_server
 
 STUB_UVICORN = """\

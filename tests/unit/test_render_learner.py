@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from labctl.api.crds import crds
-from labctl.errors import UsageError
-from labctl.names import MANAGED_BY
+from labctl.core.errors import UsageError
+from labctl.core.labels import MANAGED_BY
 from labctl.provision import quota
-from labctl.provision.cohort import render_learners
+from labctl.provision.cohort_learners import render_learners
 from labctl.provision.learner import derive_secret, objects_hash, render_learner_objects
 from labctl.provision.stacks.settings import parse_quantity
 from labctl.provision.tenancy import LEARNER_RULES, render_guardrails

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.errors import UsageError
+from labctl.core.errors import UsageError
 from labctl.provision.naming import learner_name
 from labctl.provision.roster import load_roster, validate_rows
 

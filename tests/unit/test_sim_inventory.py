@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.realnode.kubelet import NODE_LABEL
-from labctl.sim.inventory import node_rows
-from labctl.sim.nodes import GPU_RESOURCE, POOL_LABEL
+from labctl.localcluster.realnode.kubelet import NODE_LABEL
+from labctl.localcluster.sim.inventory import node_rows
+from labctl.localcluster.sim.nodes import GPU_RESOURCE, POOL_LABEL
 
 
 def node(name: str, labels: dict[str, str], gpus: int = 0) -> dict[str, Any]:

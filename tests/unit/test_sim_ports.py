@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.sim import ports
+from labctl.localcluster.sim import ports
 
 
 def test_choose_gives_distinct_free_ports_below_the_ephemeral_range() -> None:

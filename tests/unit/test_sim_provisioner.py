@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl.sim.provisioner import (
+from labctl.localcluster.sim.provisioner import (
     PROVISIONED_BY,
     PROVISIONER,
     STORAGE_CLASS,

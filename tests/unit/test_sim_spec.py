@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.errors import UsageError
-from labctl.sim.nodes import GPU_RESOURCE, GPU_TAINT, KWOK_ANNOTATION, POOL_LABEL, render_nodes
-from labctl.sim.spec import SimSpec
+from labctl.core.errors import UsageError
+from labctl.localcluster.sim.nodes import GPU_RESOURCE, GPU_TAINT, KWOK_ANNOTATION, POOL_LABEL, render_nodes
+from labctl.localcluster.sim.spec import SimSpec
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from labctl.names import MANAGED_BY
+from labctl.core.labels import MANAGED_BY
 from labctl.provision.install import controller_rules
 from labctl.provision.learner import render_learner_objects
 from labctl.provision.quota import PROFILES

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.toolchain import build, paths, versions
+from labctl.localcluster.toolchain import build, paths, versions
 
 UPSTREAM = {
     "Module": {"Path": "k8s.io/kubernetes"},

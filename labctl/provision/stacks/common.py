@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from labctl.names import GROUP, MANAGED_BY
+from labctl.core.labels import GROUP, MANAGED_BY
 from labctl.provision.stacks.settings import Component, Resources, StackSettings, parse_quantity
 
 STACK_LABEL = f"{GROUP}/stack"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from labctl.names import MANAGED_BY
+from labctl.core.labels import MANAGED_BY
 from labctl.provision.stacks.common import STACK_LABEL
 from labctl.provision.stacks.settings import STACK_COMPONENTS
 

@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from labctl.modelfiles import load_model
+from labctl.core.typed_yaml import load_model
+from labctl.provision.stacks.local_images import LOCAL_IMAGES
 
 Component = Literal["mlflow", "object-store", "prometheus", "alertmanager"]
 STACK_COMPONENTS: tuple[Component, ...] = get_args(Component)
@@ -105,10 +106,8 @@ class StackImages(_Settings):
 
     @classmethod
     def local(cls) -> StackImages:
-        """The images ``labctl images build`` makes on this machine (no registry; see labctl.images),
+        """The images ``labctl images build`` makes on this machine (no registry: labctl.localcluster.images),
         for a sim with a real node. The same as ``manifests/stack-settings/local-images.yaml``."""
-        from labctl.images.names import LOCAL_IMAGES
-
         return cls(
             mlflow=LOCAL_IMAGES["mlflow"],
             object_store=LOCAL_IMAGES["object-store"],
