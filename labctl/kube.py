@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import orjson
 import urllib3
@@ -119,18 +119,31 @@ def with_retries(call: Callable[[], T], *, what: str, attempts: int = 6, base_de
     raise AssertionError("unreachable")
 
 
+class Listing(builtins.list[T]):
+    """A list's items and the resourceVersion to watch from (where nothing is missed)."""
+
+    resource_version: str = ""
+
+
 class Kube:
-    """A connection to one cluster. Build it with :meth:`connect`."""
+    """A connection to one cluster. Build it with :meth:`connect`.
+
+    One verb per operation, each with options rather than twins: ``get``, ``list`` (``pick``
+    reduces each object as its page is decoded), ``watch``, ``apply`` (one object or many;
+    ``quiet`` drops the answer undecoded), ``create`` (also of a subresource, e.g. a
+    ServiceAccount's token), ``patch`` (``quiet`` likewise), ``delete``, ``logs``,
+    ``port_forward``. No client model leaves this class: everything is a plain dict.
+    """
 
     def __init__(self, api_client: k8s_client.ApiClient, namespace: str = "default") -> None:
-        self.api_client = api_client
+        self._api_client = api_client
         # Every request holds a slot; the connection pool is as big as the slots. Without the
         # bound, hundreds of reconciling threads overflow the pool, and each discarded
         # connection costs a new TLS handshake: CPU in the client, 429s from the server.
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self.namespace = namespace  # the context's namespace, as kubectl would use it
         self._dynamic: DynamicClient | None = None
-        self._bulk: ThreadPoolExecutor | None = None  # apply_many's, made on first use
+        self._bulk: ThreadPoolExecutor | None = None  # apply's pool for many objects, made on first use
         self._bulk_lock = threading.Lock()
 
     @classmethod
@@ -161,9 +174,15 @@ class Kube:
         return cls(k8s_client.ApiClient(configuration), namespace)
 
     @property
-    def dynamic(self) -> DynamicClient:
+    def configuration(self) -> k8s_client.Configuration:
+        """Where and as whom this connection talks (server, CA, credentials): for writing a
+        kubeconfig or handing the same connection to kopf. Not a way to make calls."""
+        return self._api_client.configuration
+
+    @property
+    def _discovery(self) -> DynamicClient:
         if self._dynamic is None:
-            self._dynamic = with_retries(lambda: DynamicClient(self.api_client), what="API discovery")
+            self._dynamic = with_retries(lambda: DynamicClient(self._api_client), what="API discovery")
         return self._dynamic
 
     def _slotted(self, call: Callable[[], T]) -> Callable[[], T]:
@@ -179,28 +198,54 @@ class Kube:
         """Drop cached API discovery, e.g. after installing CRDs."""
         self._dynamic = None
 
-    def core(self) -> k8s_client.CoreV1Api:
-        return k8s_client.CoreV1Api(self.api_client)
-
     def _resource(self, api_version: str, kind: str) -> Any:
         try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            return self._discovery.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
             raise KubeError(f"the server has no resource kind {kind} in {api_version}", status=404) from None
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         """The object as a dict, or None when it does not exist."""
         resource = self._resource(api_version, kind)
         ref = ObjectRef(api_version, kind, name, namespace)
         try:
-            return with_retries(
-                self._slotted(lambda: resource.get(name=name, namespace=namespace).to_dict()),
-                what=f"get {ref}",
+            return dict(
+                with_retries(
+                    self._slotted(lambda: resource.get(name=name, namespace=namespace).to_dict()),
+                    what=f"get {ref}",
+                )
             )
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    @overload
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> Listing[dict[str, Any]]: ...
+
+    @overload
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+        pick: Callable[[dict[str, Any]], T],
+    ) -> Listing[T]: ...
 
     def list(
         self,
@@ -210,18 +255,37 @@ class Kube:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> list[dict]:
-        resource = self._resource(api_version, kind)
-        result = with_retries(
-            self._slotted(
-                lambda: resource.get(
-                    namespace=namespace, label_selector=label_selector, field_selector=field_selector
-                )
-            ),
-            what=f"list {kind}" + (f" in {namespace}" if namespace else ""),
-        )
-        return [item.to_dict() for item in result.items]
+        page_size: int = 500,
+        pick: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Listing[Any]:
+        """Every object of a kind (in ``namespace``, or all), as plain dicts read page by page,
+        with the list's resourceVersion to watch from.
 
+        ``pick`` reduces each object as its page is decoded: watchers that keep a few fields of
+        many objects hold one page at a time, never the whole list.
+        """
+        path = self._resource(api_version, kind).path(namespace=namespace)
+        items: Listing[Any] = Listing()
+        token: str | None = None
+        what = f"list {kind}" + (f" in {namespace}" if namespace else "")
+        while True:
+            params = {
+                "label_selector": label_selector,
+                "field_selector": field_selector,
+                "limit": page_size,
+                "_continue": token,
+            }
+            get = partial(self._raw_data, path, **{k: v for k, v in params.items() if v is not None})
+            page = _loads(with_retries(self._slotted(get), what=what))
+            found = page.get("items") or []
+            items.extend(map(pick, found) if pick is not None else found)
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                items.resource_version = str(meta.get("resourceVersion") or "")
+                return items
+
+    @overload
     def apply(
         self,
         obj: dict[str, Any],
@@ -229,23 +293,65 @@ class Kube:
         field_manager: str = FIELD_MANAGER,
         force: bool = True,
         subresource: str | None = None,
-        detect_changes: bool = True,
-    ) -> ApplyResult:
-        """Server-side apply ``obj``; tell whether the server created, changed or kept it.
+        quiet: bool = False,
+    ) -> ApplyResult: ...
 
-        ``detect_changes=False`` skips the GET that tells those apart (action "applied"):
-        bulk reconcilers that track their own hashes do not need it.
+    @overload
+    def apply(
+        self,
+        obj: Sequence[dict[str, Any]],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = True,
+        subresource: str | None = None,
+        quiet: bool = False,
+    ) -> builtins.list[ApplyResult]: ...
+
+    def apply(
+        self,
+        obj: dict[str, Any] | Sequence[dict[str, Any]],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        force: bool = True,
+        subresource: str | None = None,
+        quiet: bool = False,
+    ) -> ApplyResult | builtins.list[ApplyResult]:
+        """Server-side apply one object, telling whether the server created, changed or kept it;
+        or many, concurrently, in order.
+
+        ``quiet`` skips the GET that tells those apart and drops the server's answer undecoded
+        (action "applied", the object as sent): for bulk reconcilers that track their own
+        hashes. Decoding each applied object cost the controller more CPU than anything else.
+        Many objects share one pool as big as the connection's request slots, rather than
+        threads of their own per call (a reconcile per learner did, hundreds at once).
         """
+        options = {"field_manager": field_manager, "force": force, "subresource": subresource, "quiet": quiet}
+        if isinstance(obj, dict):
+            return self._apply_one(obj, **options)  # type: ignore[arg-type]
+        objects = builtins.list(obj)
+        if len(objects) <= 1:
+            return [self._apply_one(o, **options) for o in objects]  # type: ignore[arg-type]
+        with self._bulk_lock:
+            if self._bulk is None:
+                self._bulk = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="apply")
+            pool = self._bulk
+        return builtins.list(pool.map(partial(self._apply_one, **options), objects))  # type: ignore[arg-type]
+
+    def _apply_one(
+        self, obj: dict[str, Any], *, field_manager: str, force: bool, subresource: str | None, quiet: bool
+    ) -> ApplyResult:
         ref = ObjectRef.of(obj)
         resource = self._resource(ref.api_version, ref.kind)
         if subresource:
             resource = resource.subresources[subresource]
-        before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace) if detect_changes else None
-        send = self._applier(resource, obj, field_manager=field_manager, force=force, decode=True)
+        send = self._applier(resource, obj, field_manager=field_manager, force=force, decode=not quiet)
+        if quiet:
+            with_retries(self._slotted(lambda: _drained(send())), what=f"apply {ref}")
+            return ApplyResult(obj, "applied")
+        before = self.get(ref.api_version, ref.kind, ref.name, ref.namespace)
         result = with_retries(self._slotted(lambda: send().to_dict()), what=f"apply {ref}")
-        if not detect_changes:
-            action: Action = "applied"
-        elif before is None:
+        action: Action
+        if before is None:
             action = "created"
         elif before["metadata"]["resourceVersion"] == result["metadata"]["resourceVersion"]:
             action = "unchanged"  # a no-op apply does not bump resourceVersion...
@@ -257,18 +363,29 @@ class Kube:
             action = "configured"
         return ApplyResult(result, action)
 
-    def create(self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Create ``obj`` as given (POST). For the rare kinds whose status is set on create, e.g. Nodes."""
-        ref = ObjectRef.of(obj)
-        resource = self._resource(ref.api_version, ref.kind)
-        return with_retries(
-            self._slotted(
-                lambda: resource.create(
-                    body=obj, namespace=ref.namespace, field_manager=field_manager
-                ).to_dict()
-            ),
-            what=f"create {ref}",
-        )
+    def create(
+        self,
+        obj: dict[str, Any],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        of: ObjectRef | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Create ``obj`` as given (POST): for the rare kinds whose status is set on create (Nodes),
+        and for objects posted to another's subresource: a TokenRequest to a ServiceAccount's
+        ``token`` (``of=ObjectRef("v1", "ServiceAccount", name, namespace), subresource="token"``)."""
+        target = of or ObjectRef.of(obj)
+        resource = self._resource(target.api_version, target.kind)
+        what = f"create {ObjectRef.of(obj)}"
+        if subresource:
+            if of is None:
+                raise ValueError("a subresource is created on another object: pass of=ObjectRef(...)")
+            resource = resource.subresources[subresource]
+            what = f"create {subresource} of {of}"
+            call = partial(resource.create, body=obj, name=of.name, namespace=of.namespace)
+        else:
+            call = partial(resource.create, body=obj, namespace=target.namespace, field_manager=field_manager)
+        return dict(with_retries(self._slotted(lambda: call().to_dict()), what=what))
 
     def patch(
         self,
@@ -279,9 +396,28 @@ class Kube:
         *,
         namespace: str | None = None,
         subresource: str | None = None,
+        quiet: bool = False,
     ) -> dict[str, Any]:
-        """A JSON merge patch, e.g. of a ``status`` we own."""
-        send, what = self._merge_patcher(api_version, kind, name, body, namespace, subresource, decode=True)
+        """A JSON merge patch, e.g. of a ``status`` we own; the object after it, or ``{}`` when
+        ``quiet`` (the answer dropped undecoded)."""
+        resource = self._resource(api_version, kind)
+        if subresource:
+            resource = resource.subresources[subresource]
+        send = partial(
+            self._discovery.patch,
+            resource,
+            body=body,
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            serialize=not quiet,
+        )
+        what = f"patch {ObjectRef(api_version, kind, name, namespace)}" + (
+            f" {subresource}" if subresource else ""
+        )
+        if quiet:
+            with_retries(self._slotted(lambda: _drained(send())), what=what)
+            return {}
         return dict(with_retries(self._slotted(lambda: send().to_dict()), what=what))
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
@@ -304,21 +440,55 @@ class Kube:
         kind: str,
         *,
         resource_version: str | None = None,
-        timeout_seconds: int = 30,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(event type, object) pairs from a watch across all namespaces; ends after the timeout.
+        """(event type, object) pairs of a watch across all namespaces; ends after the timeout.
 
-        Callers re-list and watch again when it ends (or on 410 Gone): a watch is a hint, the
-        list is the truth.
+        The selector is sent to the API server, so only matching objects cross the wire; each
+        line is decoded as plain JSON. Bookmarks are asked for (type BOOKMARK: only the
+        resourceVersion to resume from). A watch the server ended with an error, e.g. 410 Gone
+        when ``resource_version`` is too old, raises KubeError with that status. Callers list
+        (``list``'s resource_version) and watch again when it ends: a watch is a hint, the list
+        is the truth.
         """
-        resource = self._resource(api_version, kind)
+        path = self._resource(api_version, kind).path()
+        params: dict[str, Any] = {
+            "watch": True,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout_seconds,
+            "_request_timeout": (10, timeout_seconds + 30),
+        }
+        if label_selector:
+            params["label_selector"] = label_selector
+        if resource_version:
+            params["resource_version"] = resource_version
         try:
-            for event in resource.watch(resource_version=resource_version, timeout=timeout_seconds):
-                yield str(event["type"]), dict(event["raw_object"])
+            response = self._raw_get(path, **params)
         except ApiException as exc:
             raise KubeError(f"watch {kind}: {_api_message(exc)}", status=exc.status or 0) from None
         except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
             raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
+        try:
+            for line in _lines(response):
+                event = _loads(line)
+                kind_of_event, obj = str(event.get("type")), event.get("object") or {}
+                if kind_of_event == "ERROR":
+                    raise KubeError(f"watch {kind}: {obj.get('message')}", status=int(obj.get("code") or 0))
+                yield kind_of_event, obj
+        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+            raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
+        finally:
+            response.release_conn()
+
+    def logs(
+        self, namespace: str, pod: str, *, container: str | None = None, limit_bytes: int | None = None
+    ) -> bytes:
+        """A container's log as bytes, as `kubectl logs` prints it (at most ``limit_bytes``)."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        query = [(k, v) for k, v in (("container", container), ("limitBytes", limit_bytes)) if v is not None]
+        get = partial(self._raw_data, path, query_params=query, header_params={"Accept": "*/*"})
+        return with_retries(self._slotted(get), what=f"logs of pod {namespace}/{pod}")
 
     def wait_for(
         self, condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25
@@ -341,7 +511,7 @@ class Kube:
 
         # Its own ApiClient: kubernetes.stream swaps the client's call_api for a websocket call
         # while it runs, and any other thread's request through that client would go there too.
-        api = k8s_client.CoreV1Api(k8s_client.ApiClient(self.api_client.configuration))
+        api = k8s_client.CoreV1Api(k8s_client.ApiClient(self._api_client.configuration))
 
         def open_stream() -> Any:
             return portforward(api.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
@@ -350,125 +520,9 @@ class Kube:
 
     def server_version(self) -> str:
         info = with_retries(
-            self._slotted(lambda: k8s_client.VersionApi(self.api_client).get_code()), what="get version"
+            self._slotted(lambda: k8s_client.VersionApi(self._api_client).get_code()), what="get version"
         )
         return str(info.git_version)
-
-    def list_picked(
-        self,
-        api_version: str,
-        kind: str,
-        pick: Callable[[dict[str, Any]], T],
-        *,
-        label_selector: str | None = None,
-        page_size: int = 250,
-    ) -> tuple[Sequence[T], str]:
-        """Every object of a list reduced by ``pick`` as it is decoded, and the list's resourceVersion.
-
-        For watchers that keep a few fields of many objects: pages bound what is decoded at
-        once, and no object outlives its page (``list`` keeps them all, twice over).
-        """
-        path = self._resource(api_version, kind).path()
-        picked: builtins.list[T] = []
-        token: str | None = None
-        while True:
-            params = {"label_selector": label_selector, "limit": page_size, "_continue": token}
-            get = partial(self._raw_data, path, **params)
-            page = _loads(with_retries(self._slotted(get), what=f"list {kind}"))
-            picked.extend(pick(item) for item in page.get("items") or [])
-            meta = page.get("metadata") or {}
-            token = meta.get("continue")
-            if not token:
-                return picked, str(meta.get("resourceVersion") or "")
-
-    def watch_raw(
-        self,
-        api_version: str,
-        kind: str,
-        *,
-        resource_version: str,
-        label_selector: str | None = None,
-        timeout_seconds: int = 300,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(event type, object) pairs of a label-selected watch across all namespaces.
-
-        The selector is sent to the API server, so only matching objects cross the wire; each
-        line is decoded as plain JSON, with no client model around it. Bookmarks are asked for
-        (type BOOKMARK: only the resourceVersion to resume from). A watch the server ended
-        with an error, e.g. 410 Gone when ``resource_version`` is too old, raises KubeError
-        with that status: re-list, then watch again.
-        """
-        path = self._resource(api_version, kind).path()
-        try:
-            response = self._raw_get(
-                path,
-                label_selector=label_selector,
-                watch=True,
-                allow_watch_bookmarks=True,
-                resource_version=resource_version,
-                timeout_seconds=timeout_seconds,
-                _request_timeout=(10, timeout_seconds + 30),
-            )
-        except ApiException as exc:
-            raise KubeError(f"watch {kind}: {_api_message(exc)}", status=exc.status or 0) from None
-        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
-            raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
-        try:
-            for line in _lines(response):
-                event = _loads(line)
-                kind_of_event, obj = str(event.get("type")), event.get("object") or {}
-                if kind_of_event == "ERROR":
-                    raise KubeError(f"watch {kind}: {obj.get('message')}", status=int(obj.get("code") or 0))
-                yield kind_of_event, obj
-        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
-            raise KubeError(f"watch {kind}: API server unreachable ({type(exc).__name__})") from None
-        finally:
-            response.release_conn()
-
-    def apply_quietly(
-        self, obj: dict[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True
-    ) -> None:
-        """Server-side apply ``obj``, dropping the server's answer undecoded.
-
-        For bulk reconcilers that use none of the answers: decoding each applied object into
-        the client's models cost the controller more CPU than anything else it did.
-        """
-        ref = ObjectRef.of(obj)
-        resource = self._resource(ref.api_version, ref.kind)
-        send = self._applier(resource, obj, field_manager=field_manager, force=force, decode=False)
-        with_retries(self._slotted(lambda: _drained(send())), what=f"apply {ref}")
-
-    def apply_many(self, objects: Sequence[dict[str, Any]]) -> int:
-        """Apply many objects quietly and concurrently; returns the count.
-
-        Every caller shares one pool as big as the connection's request slots, rather than
-        starting threads of its own per call (a reconcile per learner did, hundreds at once).
-        """
-        if len(objects) <= 1:
-            for obj in objects:
-                self.apply_quietly(obj)
-            return len(objects)
-        with self._bulk_lock:
-            if self._bulk is None:
-                self._bulk = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="apply")
-            pool = self._bulk
-        for _ in pool.map(self.apply_quietly, objects):
-            pass
-        return len(objects)
-
-    def patch_quietly(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        body: dict[str, Any],
-        *,
-        namespace: str | None = None,
-        subresource: str | None = None,
-    ) -> None:
-        """A JSON merge patch, like :meth:`patch`, dropping the server's answer undecoded."""
-        send, what = self._merge_patcher(api_version, kind, name, body, namespace, subresource, decode=False)
-        with_retries(self._slotted(lambda: _drained(send())), what=what)
 
     def _applier(
         self, resource: Any, obj: dict[str, Any], *, field_manager: str, force: bool, decode: bool
@@ -478,7 +532,7 @@ class Kube:
         # API server's YAML decoder refuses the surrogate-pair escapes of characters beyond the BMP
         # (an emoji in a lab's README): "found invalid Unicode character escape code".
         return partial(
-            self.dynamic.server_side_apply,
+            self._discovery.server_side_apply,
             resource,
             body=json.dumps(obj, ensure_ascii=False).encode(),
             name=obj["metadata"]["name"],
@@ -488,37 +542,9 @@ class Kube:
             serialize=decode,
         )
 
-    def _merge_patcher(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        body: dict[str, Any],
-        namespace: str | None,
-        subresource: str | None,
-        *,
-        decode: bool,
-    ) -> tuple[Callable[[], Any], str]:
-        """The JSON merge patch request and what it is, for errors; ``decode=False`` leaves the
-        answer undecoded."""
-        resource = self._resource(api_version, kind)
-        if subresource:
-            resource = resource.subresources[subresource]
-        send = partial(
-            self.dynamic.patch,
-            resource,
-            body=body,
-            name=name,
-            namespace=namespace,
-            content_type="application/merge-patch+json",
-            serialize=decode,
-        )
-        what = f"patch {ObjectRef(api_version, kind, name, namespace)}"
-        return send, what + (f" {subresource}" if subresource else "")
-
     def _raw_get(self, path: str, **params: Any) -> Any:
         """GET ``path``: the undecoded urllib3 response (raises ApiException on HTTP errors)."""
-        return self.dynamic.request("get", path, serialize=False, **params)
+        return self._discovery.request("get", path, serialize=False, **params)
 
     def _raw_data(self, path: str, **params: Any) -> bytes:
         return bytes(self._raw_get(path, **params).data)

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client as k8s_client
 
 from labctl.core.errors import LabctlError
-from labctl.kube import Kube, with_retries
+from labctl.kube import Kube, ObjectRef
 from labctl.provision.tenancy import LEARNER_SA
 
 
@@ -19,23 +18,21 @@ def request_token(
     kube: Kube, namespace: str, *, duration: timedelta, service_account: str = LEARNER_SA
 ) -> str:
     """A bound token for the ServiceAccount, valid for ``duration`` (the server may shorten it)."""
-    body = k8s_client.AuthenticationV1TokenRequest(
-        spec=k8s_client.V1TokenRequestSpec(audiences=[], expiration_seconds=int(duration.total_seconds()))
-    )
-    result = with_retries(
-        lambda: kube.core().create_namespaced_service_account_token(service_account, namespace, body),
-        what=f"create token for ServiceAccount {namespace}/{service_account}",
-    )
-    if result.status is None or not result.status.token:
-        raise LabctlError(
-            f"the API server returned no token for ServiceAccount {namespace}/{service_account}"
-        )
-    return str(result.status.token)
+    request = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": int(duration.total_seconds())},
+    }
+    account = ObjectRef("v1", "ServiceAccount", service_account, namespace)
+    token = kube.create(request, of=account, subresource="token").get("status", {}).get("token")
+    if not token:
+        raise LabctlError(f"the API server returned no token for {account}")
+    return str(token)
 
 
 def render_kubeconfig(kube: Kube, *, namespace: str, token: str, cluster_name: str) -> dict[str, Any]:
     """A kubeconfig whose only context is the learner's namespace on this cluster."""
-    conf = kube.api_client.configuration
+    conf = kube.configuration
     cluster: dict[str, Any] = {"server": conf.host}
     if conf.ssl_ca_cert:
         cluster["certificate-authority-data"] = base64.b64encode(Path(conf.ssl_ca_cert).read_bytes()).decode()

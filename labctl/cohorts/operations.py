@@ -95,7 +95,7 @@ def apply_cohort(kube: Kube, cohort: dict[str, Any]) -> str:
     live = kube.get(API_VERSION, "Cohort", name)
     if live is not None and live.get("spec") == cohort["spec"]:
         return "unchanged"
-    kube.apply(cohort, detect_changes=False)
+    kube.apply(cohort, quiet=True)
     return "created" if live is None else "configured"
 
 
@@ -220,7 +220,7 @@ def edit_roster(kube: Kube, name: str, *, add: RosterEntry | None = None, remove
         "metadata": {"name": name},
         "spec": {**cohort["spec"], "learners": [e.model_dump(exclude_none=True) for e in entries]},
     }
-    kube.apply(body, detect_changes=False)
+    kube.apply(body, quiet=True)
     return "configured"
 
 

@@ -75,7 +75,7 @@ class Memo:
 
     def connection_info(self) -> kopf.ConnectionInfo:
         """kopf's own connection, from the same kubeconfig/context labctl was given."""
-        conf = self.kube.api_client.configuration
+        conf = self.kube.configuration
         header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
         scheme, _, token = (header or "").partition(" ")
         return kopf.ConnectionInfo(

@@ -53,10 +53,10 @@ def reconcile_cohort(kube: Kube, cohort: dict[str, Any]) -> CohortResult:
     """Make the cohort's Learner objects match its roster: apply what differs, delete who left."""
     name = cohort["metadata"]["name"]
     desired = {obj["metadata"]["name"]: obj for obj in render_learners(cohort)}
-    listed, _ = kube.list_picked(API_VERSION, "Learner", _comparable, label_selector=f"{COHORT_LABEL}={name}")
+    listed = kube.list(API_VERSION, "Learner", label_selector=f"{COHORT_LABEL}={name}", pick=_comparable)
     live = {obj["metadata"]["name"]: obj for obj in listed}
     changed = [obj for key, obj in desired.items() if key not in live or not _same(live[key], obj)]
-    kube.apply_many(changed)
+    kube.apply(changed, quiet=True)
     gone = [key for key in live if key not in desired]
     for key in gone:
         kube.delete(API_VERSION, "Learner", key)
@@ -89,7 +89,7 @@ def reconcile_learner(
     if status.get("appliedHash") == digest:
         return None
     started = time.monotonic()
-    kube.apply_quietly(objects[0])  # the namespace, before what lives in it
+    kube.apply(objects[0], quiet=True)  # the namespace, before what lives in it
     quota_wait_s = _apply_under_new_quota(kube, objects[1:])
     stacks = sorted(
         {
@@ -111,7 +111,7 @@ def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]]) -> float:
     API server with hundreds of doomed writes when a cohort of hundreds is provisioned."""
     quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
     rest = [o for o in objects if o["kind"] != "ResourceQuota"]
-    kube.apply_many(quotas)
+    kube.apply(quotas, quiet=True)
     started = time.monotonic()
     deadline = started + QUOTA_SETTLE_S
     for quota in quotas:
@@ -125,7 +125,7 @@ def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]]) -> float:
     waited = time.monotonic() - started
     while True:
         try:
-            kube.apply_many(rest)
+            kube.apply(rest, quiet=True)
             return waited
         except KubeError as exc:  # a quota re-synced under us: brief, so retry briefly
             if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:

@@ -106,7 +106,9 @@ def _write_status(kube: Kube, written: Written, seen: Seen, changes: dict[str, A
             return False
         log.debug("status of %s %s: %s", seen.kind, seen.name, changes)
         try:
-            kube.patch_quietly(API_VERSION, seen.kind, seen.name, {"status": changes}, subresource="status")
+            kube.patch(
+                API_VERSION, seen.kind, seen.name, {"status": changes}, subresource="status", quiet=True
+            )
         except KubeError as exc:
             if exc.status == 404:  # deleted meanwhile: nothing to report on
                 written.forget(seen)

@@ -108,7 +108,7 @@ class StackWatch:
                 failures += 1
 
     def _relist(self, notify: Callable[..., None], *, first: bool) -> str:
-        items, version = self.kube.list_picked("apps/v1", "Deployment", pick, label_selector=SELECTOR)
+        items = self.kube.list("apps/v1", "Deployment", label_selector=SELECTOR, pick=pick)
         fresh: dict[str, dict[str, tuple[str, bool]]] = {}
         for namespace, name, stack, ready in items:
             fresh.setdefault(namespace, {})[name] = (stack, ready)
@@ -116,11 +116,11 @@ class StackWatch:
             old, self._by_namespace = self._by_namespace, fresh
         changed = {ns for ns in old.keys() | fresh.keys() if old.get(ns) != fresh.get(ns)}
         notify(changed, first=first)
-        return version
+        return items.resource_version
 
     def _watch(self, version: str, notify: Callable[..., None]) -> str:
         """Apply one watch's events; the resourceVersion to resume from."""
-        for kind, obj in self.kube.watch_raw(
+        for kind, obj in self.kube.watch(
             "apps/v1",
             "Deployment",
             resource_version=version,

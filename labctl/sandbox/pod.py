@@ -339,7 +339,7 @@ def ensure_namespace(api: Any) -> None:
         return
     try:
         for obj in render_namespace():
-            api.apply(obj, detect_changes=False)
+            api.apply(obj, quiet=True)
     except Exception as exc:
         raise SandboxUnavailable(
             f"cannot set up the sandbox namespace {NAMESPACE}: {exc} (`labctl install` grants the rights)"
@@ -421,13 +421,7 @@ def run(
         api.create(render_pod(request))
         phase, reason = _wait(api, request.name, wall_s + START_SLACK_S)
         cap = 2 * limits.output_bytes * 4 // 3 + (limits.disk_mb << 20) * 4 // 3 + 65536
-        log = (
-            api.core()
-            .read_namespaced_pod_log(
-                request.name, NAMESPACE, container="learner", limit_bytes=cap, _preload_content=False
-            )
-            .data
-        )
+        log = api.logs(NAMESPACE, request.name, container="learner", limit_bytes=cap)
     except SandboxUnavailable:
         raise
     except Exception as exc:

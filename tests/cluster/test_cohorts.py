@@ -21,6 +21,7 @@ from labctl.provision.naming import learner_name
 from tests.conftest import ClusterUnderTest, cluster_args, labctl
 from tests.helpers.apiserver import write_counts
 from tests.helpers.objects import RESTRICTED_SECURITY, pod, pod_spec
+from tests.helpers.typed_api import api_client, core_api
 
 pytestmark = pytest.mark.usefixtures("controller")
 
@@ -187,10 +188,10 @@ def test_learner_cannot_read_another_learner(pair: dict[str, Any]) -> None:
         message = forbidden(lambda k=kind: a.list("v1", k, namespace=ns_b))
         assert f"system:serviceaccount:{pair['ns_a']}:learner" in message
     forbidden(lambda: a.get("v1", "Secret", "object-store-credentials", ns_b))
-    forbidden(lambda: a.core().list_namespaced_pod(ns_b, watch=True, timeout_seconds=1))
+    forbidden(lambda: core_api(a).list_namespaced_pod(ns_b, watch=True, timeout_seconds=1))
     forbidden(lambda: a.apply(pod("intruder", ns_b, security=RESTRICTED_SECURITY)))
     forbidden(
-        lambda: a.core().create_namespaced_service_account_token(
+        lambda: core_api(a).create_namespaced_service_account_token(
             "learner", ns_b, {"spec": {"audiences": [], "expirationSeconds": 600}}
         )
     )
@@ -291,11 +292,9 @@ def test_learner_cannot_loosen_their_guard_rails(pair: dict[str, Any]) -> None:
         )
     )
     # Nor impersonate anyone.
-    a.api_client.set_default_header("Impersonate-User", "system:admin")
-    try:
-        forbidden(lambda: a.list("v1", "Pod", namespace=pair["ns_b"]))
-    finally:
-        a.api_client.default_headers.pop("Impersonate-User", None)
+    impersonating = api_client(a)
+    impersonating.set_default_header("Impersonate-User", "system:admin")
+    forbidden(lambda: Kube(impersonating).list("v1", "Pod", namespace=pair["ns_b"]))
 
 
 def test_learner_cannot_pass_workloads_off_as_labctls(pair: dict[str, Any], kube: Kube) -> None:

@@ -13,6 +13,7 @@ from kubernetes import client as k8s_client
 
 from labctl.kube import Kube, KubeError, condition_true
 from tests.helpers.objects import GPU, RESTRICTED_SECURITY, pod, pod_spec
+from tests.helpers.typed_api import core_api
 
 
 def gpu_nodes(kube: Kube) -> dict[str, int]:
@@ -93,9 +94,9 @@ def _token_client(kube: Kube, namespace: str, service_account: str) -> Kube:
     request = k8s_client.AuthenticationV1TokenRequest(
         spec=k8s_client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
     )
-    token = kube.core().create_namespaced_service_account_token(service_account, namespace, request)
+    token = core_api(kube).create_namespaced_service_account_token(service_account, namespace, request)
     conf = k8s_client.Configuration()
-    admin = kube.api_client.configuration
+    admin = kube.configuration
     conf.host, conf.ssl_ca_cert, conf.verify_ssl = admin.host, admin.ssl_ca_cert, admin.verify_ssl
     conf.api_key = {"authorization": f"Bearer {token.status.token}"}
     return Kube(k8s_client.ApiClient(conf))

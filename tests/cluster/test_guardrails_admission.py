@@ -17,6 +17,7 @@ from labctl.provision.quota import profile
 from tests.cluster.test_cohorts import create, forbidden, learner_client, roster, unique
 from tests.conftest import ClusterUnderTest, cluster_args, labctl
 from tests.helpers.objects import RESTRICTED_SECURITY, pod, pod_spec
+from tests.helpers.typed_api import core_api
 
 pytestmark = pytest.mark.usefixtures("controller")
 
@@ -113,7 +114,7 @@ def test_pods_the_scheduler_placed_stay_editable_and_admins_may_pin(
         "metadata": {"name": "by-hand", "namespace": ns},
         "spec": spec,
     }
-    kube.core().create_namespaced_pod(ns, admin, dry_run="All")
+    core_api(kube).create_namespaced_pod(ns, admin, dry_run="All")
     a.delete("v1", "Pod", "placed", ns)
 
 

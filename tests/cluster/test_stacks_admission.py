@@ -21,6 +21,7 @@ from labctl.provision.stacks import (
     stack_readiness,
 )
 from labctl.provision.tenancy import learner_labels, render_guardrails
+from tests.helpers.typed_api import core_api
 
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -67,7 +68,7 @@ def volumes(kube: Kube) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
 def learner_namespace(kube: Kube, namespace_factory: Callable[..., str]) -> str:
     """A namespace like a learner's: restricted, with labctl's quota and limits in force."""
     namespace = namespace_factory("stacks", labels=RESTRICTED)
-    kube.apply_many(render_guardrails(namespace, cohort="t", quota=profile("small")))
+    kube.apply(render_guardrails(namespace, cohort="t", quota=profile("small")))
     # Until the quota controller has computed usage, admission refuses what the quota counts.
     kube.wait_for(
         lambda: ((kube.get("v1", "ResourceQuota", "labctl-quota", namespace) or {}).get("status") or {}).get(
@@ -88,7 +89,7 @@ def dry_run_pod(kube: Kube, namespace: str, name: str, template: dict[str, Any])
     (a Deployment is admitted either way; only its ReplicaSet's pod creates would fail)."""
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**template["metadata"], "name": name}}
     pod["spec"] = template["spec"]
-    kube.core().create_namespaced_pod(namespace, pod, dry_run="All")
+    core_api(kube).create_namespaced_pod(namespace, pod, dry_run="All")
 
 
 def wait_ready(kube: Kube, namespace: str, components: tuple[str, ...] = STACK_COMPONENTS) -> None:
@@ -105,7 +106,7 @@ def test_stacks_are_admitted_under_restricted_fit_the_quota_and_become_ready(
     namespace = learner_namespace(kube, namespace_factory)
     objects = render_stacks(namespace, learner_labels("t", namespace), CREDS, StackSettings())
     volumes(objects)
-    kube.apply_many(objects)  # the Deployments are admitted whatever their pods are like: ask for those
+    kube.apply(objects)  # the Deployments are admitted whatever their pods are like: ask for those
     for name, template in templates(objects).items():
         dry_run_pod(kube, namespace, f"{name}-dry-run", template)
     wait_ready(kube, namespace)
@@ -123,7 +124,7 @@ def test_without_persistence_the_stacks_need_no_volumes(
 ) -> None:
     namespace = learner_namespace(kube, namespace_factory)
     settings = StackSettings(persistence=False, enabled=("object-store", "mlflow"))
-    kube.apply_many(render_stacks(namespace, learner_labels("t", namespace), CREDS, settings))
+    kube.apply(render_stacks(namespace, learner_labels("t", namespace), CREDS, settings))
     wait_ready(kube, namespace, ("object-store", "mlflow"))
     assert kube.list("v1", "PersistentVolumeClaim", namespace=namespace) == []
 

@@ -180,7 +180,7 @@ def run_pod(
         return phase if phase in ("Succeeded", "Failed") else None
 
     phase = _wait(f"pod {namespace}/{name} to finish", finished, timeout)
-    logs = kube.core().read_namespaced_pod_log(name, namespace)
+    logs = kube.logs(namespace, name).decode(errors="replace")
     assert phase == "Succeeded", f"pod {namespace}/{name} {phase}:\n{logs}"
     return str(logs)
 

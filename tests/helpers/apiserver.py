@@ -16,7 +16,7 @@ NOISE = frozenset({"leases", "events", "nodes", "pods", "endpointslices", "endpo
 
 
 def _get(kube: Kube, path: str) -> str:
-    conf = kube.api_client.configuration
+    conf = kube.configuration
     context = (
         ssl.create_default_context(cafile=conf.ssl_ca_cert)
         if conf.verify_ssl

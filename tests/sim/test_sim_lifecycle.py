@@ -61,7 +61,7 @@ def test_sim_lifecycle(state: dict[str, str]) -> None:
     # Room for thousands of Services (a cohort of hundreds has four stack Services each), not 254.
     assert kube.get("v1", "Service", "kubernetes", "default")["spec"]["clusterIP"] == "10.96.0.1"
     # Ports of its own (random, not kwokctl's scan from 32766 that two clusters could share).
-    assert 20000 <= (urlparse(kube.api_client.configuration.host).port or 0) < 32000
+    assert 20000 <= (urlparse(kube.configuration.host).port or 0) < 32000
     # The controller-manager runs with large-cluster client limits.
     pid = (sim.cluster_dir(NAME) / "pids" / "kube-controller-manager.pid").read_text().strip()
     kcm_args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from labctl.controller.reconcile import reconcile_cohort
+from labctl.kube import ApplyResult, Listing
 from labctl.provision.cohort_learners import render_learners
 
 T = TypeVar("T")
@@ -26,20 +27,23 @@ class FakeKube:
         self.applied: list[str] = []
         self.deleted: list[str] = []
 
-    def list_picked(
+    def list(
         self,
         api_version: str,
         kind: str,
-        pick: Callable[[dict[str, Any]], T],
         *,
         label_selector: str | None = None,
-    ) -> tuple[Sequence[T], str]:
+        pick: Callable[[dict[str, Any]], T],
+    ) -> Listing[T]:
         assert (kind, label_selector) == ("Learner", "labctl.dev/cohort=c1")
-        return [pick(obj) for obj in self.live], "1"
+        items = Listing(pick(obj) for obj in self.live)
+        items.resource_version = "1"
+        return items
 
-    def apply_many(self, objects: Sequence[dict[str, Any]]) -> int:
+    def apply(self, objects: Sequence[dict[str, Any]], *, quiet: bool = False) -> list[ApplyResult]:
+        assert quiet  # a reconcile tracks its own changes: the server's answers are not decoded
         self.applied += [o["metadata"]["name"] for o in objects]
-        return len(objects)
+        return [ApplyResult(o, "applied") for o in objects]
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         self.deleted.append(name)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
 from labctl.controller.stacks import SELECTOR, StackWatch, pick
-from labctl.kube import KubeError, _lines
+from labctl.kube import KubeError, Listing, _lines
 
 T = TypeVar("T")
 
@@ -54,19 +54,21 @@ class FakeKube:
         self.selectors: list[str | None] = []
         self.done = threading.Event()
 
-    def list_picked(
+    def list(
         self,
         api_version: str,
         kind: str,
-        pick: Callable[[dict[str, Any]], T],
         *,
         label_selector: str | None = None,
-    ) -> tuple[Sequence[T], str]:
+        pick: Callable[[dict[str, Any]], T],
+    ) -> Listing[T]:
         self.lists += 1
         self.selectors.append(label_selector)
-        return [pick(obj) for obj in (self.listed if self.lists == 1 else self.relisted)], "5"
+        items = Listing(pick(obj) for obj in (self.listed if self.lists == 1 else self.relisted))
+        items.resource_version = "5"
+        return items
 
-    def watch_raw(self, api_version: str, kind: str, **kwargs: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    def watch(self, api_version: str, kind: str, **kwargs: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         self.selectors.append(kwargs["label_selector"])
         if self.lists == 1:
             yield from self.events

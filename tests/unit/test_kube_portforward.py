@@ -30,6 +30,6 @@ def test_each_stream_has_a_client_of_its_own(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(kubernetes.stream, "portforward", portforward)
     assert kube.port_forward("c1-ada", "mlflow-0", 5000) == "stream"
     assert kube.port_forward("c1-ada", "mlflow-0", 5000) == "stream"
-    assert all(client is not kube.api_client for client in used)
+    assert all(client is not kube._api_client for client in used)
     assert used[0] is not used[1]
     assert all(client.configuration is configuration for client in used)  # same cluster and credentials
