@@ -98,7 +98,8 @@ def _shape(value: Any) -> str:
 
 def predictions_of(payload: Any, protocol: Protocol) -> list[Any] | None:
     if isinstance(payload, dict) and isinstance(payload.get("predictions"), list):
-        return payload["predictions"]
+        predictions: list[Any] = payload["predictions"]
+        return predictions
     if protocol == "mlflow" and isinstance(payload, list):  # older MLflow servers answer a bare list
         return payload
     return None

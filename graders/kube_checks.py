@@ -45,7 +45,10 @@ def kube_get(
     ctx: Context, api_version: str, kind: str, name: str, *, cluster_scoped: bool = False
 ) -> Obj | None:
     """An object of the learner's namespace (or a cluster-scoped one), None when it does not exist."""
-    return _kube_call(ctx, lambda k, ns: k.get(api_version, kind, name, None if cluster_scoped else ns))
+    found: Obj | None = _kube_call(
+        ctx, lambda k, ns: k.get(api_version, kind, name, None if cluster_scoped else ns)
+    )
+    return found
 
 
 def kube_list(ctx: Context, api_version: str, kind: str, **selectors: str | None) -> list[Obj]:

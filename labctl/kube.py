@@ -177,7 +177,8 @@ class Kube:
     def configuration(self) -> k8s_client.Configuration:
         """Where and as whom this connection talks (server, CA, credentials): for writing a
         kubeconfig or handing the same connection to kopf. Not a way to make calls."""
-        return self._api_client.configuration
+        configuration: k8s_client.Configuration = self._api_client.configuration
+        return configuration
 
     @property
     def _discovery(self) -> DynamicClient:

@@ -14,7 +14,8 @@ DROP = frozenset({"title", "$defs", "examples"})
 
 def structural(schema: dict[str, Any]) -> dict[str, Any]:
     """The inlined, structural form of a pydantic model's ``model_json_schema()``."""
-    return _convert(schema, schema.get("$defs", {}))
+    converted: dict[str, Any] = _convert(schema, schema.get("$defs", {}))
+    return converted
 
 
 def _convert(node: Any, defs: dict[str, Any]) -> Any:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
+from labctl.api.crds import crds
 from labctl.cli.common import kube_options
 from labctl.core.errors import LabctlError, UsageError
 from labctl.kube import Kube
@@ -16,7 +18,7 @@ from labctl.provision.stacks.settings import node_selector_pairs
 from labctl.provision.tenancy import CONTROLLER_NAMESPACE
 
 
-def _kind(obj: dict) -> str:
+def _kind(obj: dict[str, Any]) -> str:
     group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
     return f"{obj['kind'].lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
 
@@ -93,7 +95,7 @@ def _established(kube: Kube, name: str) -> bool:
 
 
 def _wait_established(kube: Kube) -> None:
-    for crd in plan.crds():
+    for crd in crds():
         name = crd["metadata"]["name"]
         kube.wait_for(partial(_established, kube, name), timeout=30, what=f"CRD {name} to be established")
     kube.forget_discovery()  # the new kinds must resolve in this process

@@ -201,6 +201,7 @@ def status_cmd(
     output: str,
 ) -> None:
     """Your sessions, or one lab's tasks (✓/✗), score and next hint."""
+    from labctl.api.v1alpha1 import API_VERSION
     from labctl.sessions import client
 
     ns = _namespace(kube, namespace, cohort, learner)
@@ -213,7 +214,7 @@ def status_cmd(
                 "attempts": st.attempts,
                 "expires": st.expires_at,
             }
-            for item in kube.list(client.API_VERSION, client.KIND, namespace=ns)
+            for item in kube.list(API_VERSION, client.KIND, namespace=ns)
         ]
         emit(rows, output=output, title="lab sessions")
         return

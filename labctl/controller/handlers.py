@@ -47,7 +47,9 @@ def login(memo: Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.index(GROUP, VERSION, "learners")
-def learners_by_cohort(name: str, spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict[str, tuple]:
+def learners_by_cohort(
+    name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[str, tuple[str, str | None]]:
     return {spec.get("cohort", ""): (name, status.get("phase"))}
 
 
@@ -84,7 +86,11 @@ def cohort_deleted(name: str, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, "cohorts")
 async def cohort_seen(
-    body: kopf.Body, type: str | None, memo: Memo, learners_by_cohort: kopf.Index, **_: Any
+    body: kopf.Body,
+    type: str | None,
+    memo: Memo,
+    learners_by_cohort: kopf.Index[str, tuple[str, str | None]],
+    **_: Any,
 ) -> None:
     seen = Seen.of(body)
     if type == "DELETED":
@@ -119,8 +125,8 @@ async def learner_seen(
     body: kopf.Body,
     type: str | None,
     memo: Memo,
-    learners_by_cohort: kopf.Index,
-    cohorts_by_name: kopf.Index,
+    learners_by_cohort: kopf.Index[str, tuple[str, str | None]],
+    cohorts_by_name: kopf.Index[str, Seen],
     **_: Any,
 ) -> None:
     seen = Seen.of(body)

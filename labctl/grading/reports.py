@@ -75,7 +75,7 @@ class LearnerGrade:
 
     @property
     def status(self) -> GradeStatus:
-        return "missing" if self.scored is None else self.scored.status.value  # type: ignore[return-value]
+        return "missing" if self.scored is None else self.scored.status.value
 
     @property
     def score(self) -> float:

@@ -6,6 +6,7 @@ import base64
 import os
 from collections.abc import Callable, Collection
 
+from labctl.api.v1alpha1 import API_VERSION
 from labctl.core.errors import UsageError
 from labctl.kube import Kube
 from labctl.provision.stacks import alertmanager, mlflow_server, object_store, prometheus
@@ -52,7 +53,7 @@ def stack_env(
         # MLflow 3 clients download artifacts from presigned URLs of the store when the server offers
         # them; those name the store's cluster address, out of reach through `lab connect`.
         env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
-    for item in kube.list(client.API_VERSION, client.KIND, namespace=namespace):
+    for item in kube.list(API_VERSION, client.KIND, namespace=namespace):
         if (seed := client.status_of(item).seed) is not None:
             env["LAB_SEED"] = str(seed)
     env["LAB_NAMESPACE"] = namespace

@@ -16,7 +16,7 @@ INSTRUCTOR_HINT = "ask your instructor (they can start it for you with --overrid
 
 
 def level_rank(level: str) -> int:
-    return LEVELS.index(level)  # type: ignore[arg-type]
+    return LEVELS.index(level)
 
 
 def start_refusal(

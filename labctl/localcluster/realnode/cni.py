@@ -12,6 +12,7 @@ import json
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from labctl.localcluster.realnode import daemons
 from labctl.localcluster.realnode.layout import BRIDGE, GATEWAY_IP, POD_CIDR, Layout
@@ -20,7 +21,7 @@ CNI_CACHE = Path("/var/lib/cni")  # libcni's result cache (not configurable in c
 CNI_VERSION = "0.4.0"
 
 
-def render_conflist(layout: Layout) -> dict:
+def render_conflist(layout: Layout) -> dict[str, Any]:
     return {
         "cniVersion": CNI_VERSION,
         "name": layout.network_name,

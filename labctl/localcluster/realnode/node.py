@@ -12,6 +12,7 @@ from pathlib import Path
 
 from labctl.core.errors import LabctlError
 from labctl.kube import Kube, condition_true
+from labctl.localcluster import processes
 from labctl.localcluster.realnode import (
     cgroups,
     cni,
@@ -231,7 +232,7 @@ def teardown(cluster: str, cluster_dir: Path) -> bool:
         netns, ids = containerd.sandboxes_netns(layout), containerd.container_ids(layout)
         containerd.remove_all_containers(layout)
     containerd.stop(layout)
-    daemons.stop(shim_pids(layout), grace=5)
+    processes.stop(shim_pids(layout), grace=5)
     cgroups.kill_all(layout.cgroup_root)
     cni.remove_netns(netns)
     unmount_all(layout.root)

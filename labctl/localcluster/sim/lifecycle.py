@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from labctl.kube import Kube, condition_true
 from labctl.localcluster.realnode import node as realnode
@@ -55,13 +56,13 @@ def ensure_nodes(kube: Kube, spec: SimSpec) -> int:
     return writes
 
 
-def _drifted(live: dict, desired: dict) -> bool:
+def _drifted(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     """Whether a live node lacks any label, annotation or taint we want on it."""
     for key in ("labels", "annotations"):
         have = live["metadata"].get(key) or {}
         if any(have.get(k) != v for k, v in desired["metadata"][key].items()):
             return True
-    return (live.get("spec") or {}).get("taints") != desired["spec"].get("taints")
+    return bool((live.get("spec") or {}).get("taints") != desired["spec"].get("taints"))
 
 
 def wait_ready(kube: Kube, spec: SimSpec) -> None:

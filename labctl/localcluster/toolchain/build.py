@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from labctl.localcluster.toolchain import versions
 from labctl.localcluster.toolchain.paths import (
@@ -56,13 +57,14 @@ def run_go(args: list[str], *, cwd: Path) -> str:
     return proc.stdout
 
 
-def upstream_gomod(group: Group, scratch: Path) -> dict:
+def upstream_gomod(group: Group, scratch: Path) -> dict[str, Any]:
     """The parsed go.mod of the group's upstream module (``go mod edit -json``)."""
     info = json.loads(run_go(["mod", "download", "-json", f"{group.module}@{group.version}"], cwd=scratch))
-    return json.loads(run_go(["mod", "edit", "-json", info["GoMod"]], cwd=scratch))
+    gomod: dict[str, Any] = json.loads(run_go(["mod", "edit", "-json", info["GoMod"]], cwd=scratch))
+    return gomod
 
 
-def staging_replaces(gomod: dict, staging_version: str) -> list[tuple[str, str, str]]:
+def staging_replaces(gomod: dict[str, Any], staging_version: str) -> list[tuple[str, str, str]]:
     """Turn ``k8s.io/x => ./staging/src/k8s.io/x`` into ``k8s.io/x => k8s.io/x <staging_version>``."""
     replaces = []
     for rep in gomod.get("Replace") or []:

@@ -22,7 +22,7 @@ def deployment_ready(deployment: Mapping[str, Any]) -> bool:
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False  # the status describes an older spec
     updated = status.get("updatedReplicas", 0)
-    return (
+    return bool(
         updated >= wanted
         and status.get("availableReplicas", 0) >= wanted
         and status.get("replicas", 0) <= updated  # no pod of an older template left
