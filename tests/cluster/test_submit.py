@@ -18,7 +18,7 @@ import pytest
 
 from graders.core import Context, Status
 from graders.engine import CheckCall, run_check
-from labctl.grading.submissions import Store, fetch
+from labctl.grading.submissions import Store, fetch, fetch_for_check
 from labctl.kube import Kube
 from labctl.provision.stacks.object_store import SECRET, SUBMISSIONS_BUCKET
 from tests.conftest import ClusterUnderTest, cluster_args, labctl
@@ -100,8 +100,9 @@ def test_submit_bundles_head_into_the_learners_bucket(
     assert (clone / "train.py").read_text() == "print('train v2')\n"  # HEAD, not the working tree
     assert git(clone, "log", "--format=%s").split() == ["second", "first"]  # with history
 
-    # The grader reads the same submission from the learner's store by itself.
-    ctx = Context(namespace=namespace, kube=kube)
+    # The grader reads the same submission from the learner's store, through the fetcher labctl's
+    # grading hands every check (graders import none of labctl's services).
+    ctx = Context(namespace=namespace, kube=kube, fetch_submission=fetch_for_check)
     tracked = run_check(CheckCall("dvc.tracked", {"repo": f"submission:{LAB}", "paths": ["data.csv"]}), ctx)
     assert tracked.status is Status.PASSED, tracked.feedback
     other = run_check(CheckCall("dvc.tracked", {"repo": "submission:advanced/other", "paths": ["x"]}), ctx)
