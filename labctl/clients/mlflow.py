@@ -156,7 +156,7 @@ class MlflowRest:
 
         ``timeout_s`` replaces the client's per-request timeout (a model's pickle may be big).
         """
-        data = self._call("GET", path, query, None, lambda r: r.read(limit + 1), timeout_s=timeout_s)
+        data = self._call("GET", path, query, None, lambda r: _limited(r, limit), timeout_s=timeout_s)
         if len(data) > limit:
             shown = _short(_shown(path, query))
             raise TooLarge(
@@ -297,7 +297,23 @@ def _copy(response: IO[bytes], out: IO[bytes]) -> int:
     while chunk := response.read(_CHUNK):
         out.write(chunk)
         size += len(chunk)
+    _complete(response)
     return size
+
+
+def _limited(response: IO[bytes], limit: int) -> bytes:
+    data = response.read(limit + 1)
+    if len(data) <= limit:  # all of it, then; more is TooLarge, complete or not
+        _complete(response)
+    return data
+
+
+def _complete(response: IO[bytes]) -> None:
+    """Raise when the body ended before its Content-Length: ``http.client``'s ``read(n)`` ends
+    quietly at a connection closed mid-body, and a truncated file must be fetched again."""
+    left = getattr(response, "length", None)
+    if left:
+        raise http.client.IncompleteRead(b"", left)
 
 
 def _shown(path: str, query: dict[str, Any]) -> str:
