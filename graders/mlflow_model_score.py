@@ -24,7 +24,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from graders._endpoint_io import load_table
-from graders._endpoint_scoring import HiddenDataScoring, fmt_number, metric_value
+from graders._endpoint_params import HiddenDataScoring
+from graders._endpoint_scoring import fmt_number, metric_value
 from graders._mlflow_tracking import Mlflow, TrackingParams
 from graders._model_scoring import (
     ModelFiles,
