@@ -11,41 +11,10 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
-
-from pydantic import FilePath, model_validator
+from typing import Any
 
 from graders._endpoint_io import Reply, Table
-from graders.core import Params
-
-if TYPE_CHECKING:
-    from graders.endpoint import PredictParams
-
-Protocol = Literal["kserve-v1", "mlflow"]
-Metric = Literal["accuracy", "f1", "rmse"]
-
-
-class HiddenDataScoring(Params):
-    """Scoring predictions against a hidden labelled set: which file, which metric, what is enough."""
-
-    data: FilePath  # the hidden test set: a CSV with a label column, every other column a feature
-    label_column: str = "label"
-    metric: Metric = "accuracy"
-    threshold: float | None = None  # accuracy/f1: at least this (default 0.8); rmse: at most, required
-    positive_label: str | None = None  # f1 of this class (binary); None: macro-averaged over classes
-
-    @model_validator(mode="after")
-    def _threshold_fits(self) -> Self:
-        if self.metric == "rmse" and (self.threshold is None or self.threshold < 0):
-            raise ValueError("metric rmse needs a threshold >= 0 (the largest acceptable rmse)")
-        if self.metric != "rmse" and self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise ValueError(f"threshold for {self.metric} must be between 0 and 1")
-        return self
-
-    @property
-    def target(self) -> float:
-        return self.threshold if self.threshold is not None else 0.8
-
+from graders._endpoint_params import Metric, PredictParams, Protocol
 
 # -- judging the answers -----------------------------------------------------------------------
 

@@ -14,17 +14,15 @@ import csv
 import io
 import json
 import math
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from graders._endpoint_scoring import label_key
-from graders._mlflow_rest import Mlflow
-from graders.core import GraderError, TransientGraderError
+from graders._mlflow_tracking import Mlflow
+from graders.core import GraderError
+from labctl.clients.mlflow import TooLarge
 
 MAX_FILES = 2_000  # a sklearn model is 4-6 files; a conda env or code folder adds a few dozen
 MAX_BYTES = 256 << 20  # a model bigger than this is not one a lab asks for (and fits the sandbox disk)
@@ -55,14 +53,14 @@ class ModelFiles:
 
 def logged_model(api: Mlflow, model_id: str) -> ModelFiles:
     """An MLflow 3 logged model (``log_model(name=...)``): its files live apart from the run's."""
-    listing = f"logged-models/{quote(model_id)}/artifacts/directories"
+    listing = f"logged-models/{model_id}/artifacts/directories"
 
     def list_dir(folder: str) -> list[dict[str, Any]]:
         query = {"artifact_directory_path": folder} if folder else {}
         return (api.get(listing, **query) or {}).get("files") or []
 
     def fetch(path: str, limit: int) -> bytes:
-        route = f"/ajax-api/2.0/mlflow/logged-models/{quote(model_id)}/artifacts/files"
+        route = f"/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
         return download(api, route, {"artifact_file_path": path}, limit)
 
     return ModelFiles(f"logged model {model_id}", list_dir, fetch)
@@ -136,26 +134,12 @@ def download_all(files: ModelFiles, target: Path) -> list[str]:
 
 def download(api: Mlflow, route: str, query: dict[str, str], limit: int) -> bytes:
     """GET a file from the tracking server (``route``: a path from its root), at most ``limit`` bytes."""
-    url = f"{api.uri}{route}?{urlencode(query)}"
-    where = f"the MLflow tracking server at {api.uri}"
-    timeout = api.ctx.remaining(at_most=max(api.timeout_s, 30.0))  # a model's pickle may be big
     try:
-        with urllib.request.urlopen(api.ctx.reach(url), timeout=timeout) as response:
-            data: bytes = response.read(limit + 1)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise NoModel(f"the file {query} is listed but cannot be downloaded (404)") from None
-        if exc.code >= 500:
-            raise TransientGraderError(f"{where} answered GET {route} with {exc.code}") from None
-        raise GraderError(f"{where} answered GET {route} with {exc.code}: {exc.reason}") from None
-    except TimeoutError:
-        raise GraderError(f"{where} did not send {route} within {timeout:.3g} s") from None
-    except urllib.error.URLError as exc:
-        raise TransientGraderError(f"cannot connect to {where}: {exc.reason}") from None
-    except OSError as exc:
-        raise TransientGraderError(f"downloading from {where} failed: {exc}") from None
-    if len(data) > limit:
-        raise NoModel(f"the model's files add up to more than {MAX_BYTES >> 20} MiB")
+        data = api.fetch(route, query, limit=limit)
+    except TooLarge:
+        raise NoModel(f"the model's files add up to more than {MAX_BYTES >> 20} MiB") from None
+    if data is None:
+        raise NoModel(f"the file {query} is listed but cannot be downloaded (404)")
     return data
 
 

@@ -7,62 +7,21 @@ answers 5xx, truncated JSON, one prediction short) is a failed outcome whose fee
 criterion, the measured value and the target; only our own trouble (the hidden CSV unreadable,
 the cluster API failing) is a :class:`GraderError`.
 
-The connection and the hidden CSV live in :mod:`graders._endpoint_io`; judging and scoring,
-pure functions of what came back, in :mod:`graders._endpoint_scoring`.
+The parameters live in :mod:`graders._endpoint_params`; the connection and the hidden CSV in
+:mod:`graders._endpoint_io`; judging and scoring, pure functions of what came back, in
+:mod:`graders._endpoint_scoring`.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote, urlsplit
-
-from pydantic import Field, field_validator, model_validator
+from urllib.parse import quote
 
 from graders._endpoint_io import Reply, Session, Table, Unreachable, load_table, session
-from graders._endpoint_scoring import Batch, HiddenDataScoring, Protocol, Tally, judge, snippet
-from graders.core import Context, GraderError, Outcome, Params, check
-
-
-class EndpointParams(Params):
-    """Where the learner's server is: a ``url``, or their ``service`` (+ ``port``) in their namespace."""
-
-    url: str | None = None
-    service: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    port: int | None = Field(default=None, ge=1, le=65535)
-    protocol: Protocol = "kserve-v1"
-    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w.-]*$")
-    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"expected an http:// or https:// URL with a host, got {url!r}")
-        return url
-
-    @model_validator(mode="after")
-    def _one_place(self) -> EndpointParams:
-        if (self.url is None) == (self.service is None):
-            raise ValueError("give exactly one of url or service")
-        if self.port is not None and self.service is None:
-            raise ValueError("port goes with service (put the port in the url instead)")
-        if self.protocol == "kserve-v1" and not self.model:
-            raise ValueError("protocol kserve-v1 needs the model name (model)")
-        return self
-
-
-class PredictParams(HiddenDataScoring, EndpointParams):
-    batch_size: int = Field(default=64, ge=1, le=10_000)
-    latency_p95_ms: float | None = Field(default=None, gt=0)
-    max_error_rate: float = Field(default=0.0, ge=0, le=1)
-
-
-class HealthParams(EndpointParams):
-    path: str | None = Field(default=None, pattern=r"^/")  # default: the protocol's readiness path
-
+from graders._endpoint_params import EndpointParams, HealthParams, PredictParams
+from graders._endpoint_scoring import Batch, Tally, judge, snippet
+from graders.core import Context, GraderError, Outcome, check
 
 # -- finding the endpoint ----------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """Running checks: per-check deadline, retries on transient grader errors, bounded concurrency.
 
+A check that raised :class:`TransientGraderError` is run again under the one retry policy
+(:mod:`labctl.core.retry`): jittered exponential backoff from ``backoff_s``, ``retries`` times.
+
 Every way a check can go wrong ends in a :class:`CheckResult`: an unknown check or bad
 parameters, a crash inside the check, a deadline overrun, a grader error. None of them is a
 pass; grader-side trouble is status ``error`` so it shows and can be re-graded.
@@ -29,6 +32,7 @@ from graders.core import (
     as_is,
     get,
 )
+from labctl.core.retry import AGAIN, RetryPolicy
 from labctl.sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -74,25 +78,30 @@ def run_check(call: CheckCall, context: Context, *, backoff_s: float = 0.2) -> C
         return _error(call, str(exc), started)
     except Exception as exc:  # e.g. a check module that fails to import
         return _error(call, f"check {call.check} could not be loaded: {type(exc).__name__}: {exc}", started)
-    attempt = 0
-    while True:
-        attempt += 1
+    attempts = 0
+
+    def attempt() -> Outcome:
+        nonlocal attempts
+        attempts += 1
         ctx = replace(context, timeout_s=call.timeout_s, started=time.monotonic())
-        try:
-            outcome = _with_deadline(partial(spec.func, ctx, params), call.timeout_s)
-        except TransientGraderError as exc:
-            if attempt <= call.retries:
-                time.sleep(backoff_s * 2 ** (attempt - 1))
-                continue
-            return _error(call, f"grader error after {attempt} attempts: {exc}", started, attempt)
-        except (GraderError, SandboxUnavailable) as exc:  # no sandbox: our side's, never a run without
-            return _error(call, f"grader error: {exc}", started, attempt)
-        except FutureTimeout:
-            return _error(call, f"check did not finish within {call.timeout_s:g}s", started, attempt)
-        except Exception as exc:  # a bug in a check must not crash a cohort's grading
-            log.exception("check %s crashed", call.check)
-            return _error(call, f"check crashed: {type(exc).__name__}: {exc}", started, attempt)
-        return _result(call, outcome, started, attempt)
+        return _with_deadline(partial(spec.func, ctx, params), call.timeout_s)
+
+    # Only our side's transient trouble is tried again; each attempt has the whole timeout.
+    policy = RetryPolicy(attempts=max(0, call.retries) + 1, first_delay_s=backoff_s)
+    try:
+        outcome = policy.run(
+            attempt, judge=lambda exc: AGAIN if isinstance(exc, TransientGraderError) else None
+        )
+    except TransientGraderError as exc:
+        return _error(call, f"grader error after {attempts} attempts: {exc}", started, attempts)
+    except (GraderError, SandboxUnavailable) as exc:  # no sandbox: our side's, never a run without
+        return _error(call, f"grader error: {exc}", started, attempts)
+    except FutureTimeout:
+        return _error(call, f"check did not finish within {call.timeout_s:g}s", started, attempts)
+    except Exception as exc:  # a bug in a check must not crash a cohort's grading
+        log.exception("check %s crashed", call.check)
+        return _error(call, f"check crashed: {type(exc).__name__}: {exc}", started, attempts)
+    return _result(call, outcome, started, attempts)
 
 
 def _result(call: CheckCall, outcome: Outcome, started: float, attempts: int) -> CheckResult:

@@ -20,7 +20,8 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from graders import _kube_pods as kp
 from graders.core import Context, GraderError, Outcome, Params, TransientGraderError, check
-from labctl.kube import RETRY_STATUSES, KubeError
+from labctl.core.retry import RETRY_STATUSES
+from labctl.kube import KubeError
 
 T = TypeVar("T")
 Obj = dict[str, Any]

@@ -14,10 +14,9 @@ Everything the server answers about the learner's work (an experiment, run, mode
 that is not there or not right) is a failed outcome whose feedback names the object, the
 measured and the expected value.
 
-We speak MLflow's REST API with plain ``urllib`` rather than through ``MlflowClient``: each
-request is bounded by the check's own deadline (the client's timeout and retries are
-process-wide environment variables, and its retries would outlast a check's deadline on a dead
-server), and graders import without MLflow installed.
+We speak MLflow's REST API through :mod:`labctl.clients.mlflow` (plain ``urllib``, not
+``MlflowClient``: see there why), each request bounded by the check's own deadline
+(:mod:`graders._mlflow_tracking`), so graders import without MLflow installed.
 """
 
 from __future__ import annotations
@@ -27,15 +26,13 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from graders._mlflow_rest import Mlflow
+from graders._mlflow_tracking import Mlflow, TrackingParams
 from graders.core import Context, Outcome, Params, check
 from labctl.core.suggest import closest
 
-DEFAULT_TRACKING_URI = "http://mlflow.{namespace}.svc:5000"  # what labctl's stack serves
 _SHOWN = 3  # offending runs named in feedback; the rest are counted
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -120,21 +117,6 @@ def iso(ms: int | float | str) -> str:
 def is_recent(ms: int | float | str | None, since: datetime | None) -> bool:
     """Whether a timestamp is at or after ``since`` (always, without one; never, without a stamp)."""
     return since is None or (ms is not None and int(ms) >= millis(since))
-
-
-class TrackingParams(Params):
-    """Where the learner's MLflow is; ``{namespace}`` becomes the learner's namespace."""
-
-    tracking_uri: str = DEFAULT_TRACKING_URI
-    request_timeout_s: float = Field(default=10.0, gt=0, le=120)
-
-    @field_validator("tracking_uri")
-    @classmethod
-    def _http_url(cls, uri: str) -> str:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"expected an http:// or https:// URL, got {uri!r}")
-        return uri.rstrip("/")
 
 
 class ExperimentParams(TrackingParams):
@@ -364,7 +346,7 @@ def _artifact_problems(
     for path in paths:
         head, _, rest = path.partition("/")
         in_model = head in models and (not rest or _listed(api, _model_listing(models[head]), rest))
-        if not (in_model or _listed(api, f"artifacts/list?run_id={run_id}&path=", path)):
+        if not (in_model or _listed(api, ("artifacts/list", {"run_id": run_id}, "path"), path)):
             missing.append(path)
     top = (api.get("artifacts/list", run_id=run_id) or {}).get("files", [])
     have = [f["path"] + "/" * bool(f.get("is_dir")) for f in top] + [f"logged model '{m}'" for m in models]
@@ -388,14 +370,18 @@ def logged_models(api: Mlflow, run: dict[str, Any]) -> dict[str, str]:
     return models
 
 
-def _model_listing(model_id: str) -> str:
-    return f"logged-models/{model_id}/artifacts/directories?artifact_directory_path="
+Listing = tuple[str, dict[str, str], str]  # endpoint, query, the query key that names the folder
 
 
-def _listed(api: Mlflow, listing: str, path: str) -> bool:
-    """Whether ``path`` (a file or a folder) is in its parent folder; ``listing`` + folder lists it."""
+def _model_listing(model_id: str) -> Listing:
+    return (f"logged-models/{model_id}/artifacts/directories", {}, "artifact_directory_path")
+
+
+def _listed(api: Mlflow, listing: Listing, path: str) -> bool:
+    """Whether ``path`` (a file or a folder) is in its parent folder, which ``listing`` lists."""
     parent, _, leaf = path.rpartition("/")
-    found = api.get(listing + quote(parent)) or {}
+    endpoint, query, folder_key = listing
+    found = api.get(endpoint, **query, **{folder_key: parent}) or {}
     return any(f["path"].rpartition("/")[2] == leaf for f in found.get("files", []))
 
 

@@ -24,8 +24,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from graders._endpoint_io import load_table
-from graders._endpoint_scoring import HiddenDataScoring, fmt_number, metric_value
-from graders._mlflow_rest import Mlflow
+from graders._endpoint_params import HiddenDataScoring
+from graders._endpoint_scoring import fmt_number, metric_value
+from graders._mlflow_tracking import Mlflow, TrackingParams
 from graders._model_scoring import (
     ModelFiles,
     NoModel,
@@ -39,7 +40,6 @@ from graders._model_scoring import run_artifacts as run_folder
 from graders.core import Context, Outcome, check
 from graders.mlflow_checks import (
     Since,
-    TrackingParams,
     _feedback,
     _missing_experiment,
     _missing_model,

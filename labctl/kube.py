@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +30,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from labctl.core.errors import LabctlError
 from labctl.core.labels import FIELD_MANAGER
+from labctl.core.retry import AGAIN, Retry, RetryPolicy
 
 
 def _loads(data: bytes) -> Any:
@@ -40,7 +40,6 @@ def _loads(data: bytes) -> Any:
 T = TypeVar("T")
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 MAX_IN_FLIGHT = 32  # concurrent requests per connection (and the size of its connection pool)
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Action = Literal["created", "configured", "unchanged", "applied"]
 
 
@@ -88,35 +87,30 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
-def _retry_after(exc: ApiException) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def with_retries(call: Callable[[], T], *, what: str, attempts: int = 6, base_delay: float = 0.2) -> T:
-    """Run ``call``; retry 429/5xx and dropped connections with jittered exponential backoff."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except ApiException as exc:
-            retryable = exc.status in RETRY_STATUSES
-            if not retryable or attempt == attempts:
-                raise KubeError(
-                    f"{what}: {_api_message(exc)} (HTTP {exc.status})",
-                    status=exc.status or 0,
-                    reason=str(exc.reason or ""),
-                ) from None
-            delay = _retry_after(exc) or base_delay * 2 ** (attempt - 1)
-        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
-            if attempt == attempts:
-                raise KubeError(f"{what}: API server unreachable ({type(exc).__name__})") from None
-            delay = base_delay * 2 ** (attempt - 1)
-        time.sleep(min(delay, 10.0) * (0.8 + 0.4 * random.random()))
-    raise AssertionError("unreachable")
+    """Run ``call`` under :mod:`labctl.core.retry`'s policy (429/5xx honouring ``Retry-After``,
+    dropped connections); the last failure becomes a :class:`KubeError` naming ``what``."""
+    policy = RetryPolicy(attempts=attempts, first_delay_s=base_delay)
+
+    def judge(exc: Exception) -> Retry | None:
+        if isinstance(exc, ApiException):
+            headers = exc.headers or {}
+            return policy.judge_status(
+                exc.status or 0, headers.get("Retry-After") or headers.get("retry-after")
+            )
+        # urllib3's errors (timeouts included) are not the standard library's: all are the connection's.
+        return AGAIN if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError) else None
+
+    try:
+        return policy.run(call, judge=judge)
+    except ApiException as exc:
+        raise KubeError(
+            f"{what}: {_api_message(exc)} (HTTP {exc.status})",
+            status=exc.status or 0,
+            reason=str(exc.reason or ""),
+        ) from None
+    except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+        raise KubeError(f"{what}: API server unreachable ({type(exc).__name__})") from None
 
 
 class Listing(builtins.list[T]):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.clients.mlflow import MlflowRest
 from labctl.exports._files import component, write_json
-from labctl.exports._mlflow_rest import MlflowRest
 
 REGISTRY_PAGE_MAX = 1000  # registered-models/search refuses larger pages
 _PROMPTS = "tags.`mlflow.prompt.is_prompt` = 'true'"

@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl.clients.mlflow import MlflowError, MlflowRest, NotFound
 from labctl.exports import _files
 from labctl.exports._files import DumpError, component, write_json
 from labctl.exports._mlflow_registry import dump_registry
-from labctl.exports._mlflow_rest import MlflowRest, NotFound
 
 PAGE_SIZE = 1000  # the largest page every search endpoint accepts (registered models: 1000)
 TIMEOUT_S = 120.0  # per request; an artifact of a few hundred MB fits at port-forward speeds
@@ -105,11 +105,13 @@ def dump_mlflow(
     """
     who = f"learner {learner}: " if learner else ""
     _files.fresh_folder(target, f"{who}MLflow export")
-    rest = MlflowRest(base_url, who=who, timeout_s=timeout_s)
+    rest = MlflowRest(base_url, where=f"{who}MLflow at {base_url.rstrip('/')}", timeout_s=timeout_s)
     try:
         return _dump(rest, target, page_size)
+    except MlflowError as exc:  # it names the learner, the server and the request already
+        raise DumpError(str(exc)) from None
     except OSError as exc:  # the export's own disk: full, read-only, ...
-        raise DumpError(f"{rest.where()}: cannot write the export under {target}: {exc}") from None
+        raise DumpError(f"{rest.where}: cannot write the export under {target}: {exc}") from None
 
 
 def _dump(rest: MlflowRest, target: Path, page_size: int) -> MlflowSummary:
@@ -274,7 +276,7 @@ def _dump_artifacts(
             expected = entry.get("file_size")
             if expected is not None and int(expected) != size:
                 raise DumpError(
-                    f"{rest.where()}: {owner}: artifact {path}: {size} bytes saved, {expected} listed"
+                    f"{rest.where}: {owner}: artifact {path}: {size} bytes saved, {expected} listed"
                 )
             tally.artifacts += 1
             tally.artifact_bytes += size
