@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - start the simulated cluster and run the GPU-scheduling scenario"
 	@echo "make test   - lint, then the whole test suite (unit + cluster tests on a sim cluster)"
 	@echo "make setup  - create .venv/ and build the Kubernetes toolchain"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, mypy (strict), import-linter (the layers)"
 	@echo "make bench  - benchmarks, printed beside their baselines"
 	@echo "make e2e    - a sim with a real kubelet node running real pods (root; installs containerd & co.)"
 
@@ -42,6 +42,7 @@ toolchain: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check labctl graders tests bench hack
 	$(BIN)/mypy labctl graders
+	$(BIN)/lint-imports --no-cache
 
 test: setup debs lint
 	$(BIN)/pytest $(PYTEST_ARGS)
