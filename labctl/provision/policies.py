@@ -191,9 +191,9 @@ def _no_node_name() -> dict[str, Any]:
 
 
 LEARNER_EGRESS_MESSAGE = (
-    "egress rules of learners' NetworkPolicies may name only pods of their own namespace (a podSelector): "
-    "DNS, the API server and, as the cohort's egress setting allows, other namespaces and the internet "
-    "are opened by labctl's own policies"
+    "egress rules of learner NetworkPolicies may name only pods of their own namespace (a podSelector): "
+    "DNS, the API server and, as the cohort egress setting allows, other namespaces and the internet "
+    "are opened by the policies labctl manages"
 )
 
 

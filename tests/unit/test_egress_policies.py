@@ -25,7 +25,7 @@ from labctl.provision.egress import (
     render_api_server_policies,
 )
 from labctl.provision.learner import render_learner_objects
-from labctl.provision.policies import LEARNER_EGRESS_POLICY_NAME, render_policies
+from labctl.provision.policies import LEARNER_EGRESS_MESSAGE, LEARNER_EGRESS_POLICY_NAME, render_policies
 from labctl.provision.stacks.common import STACK_LABEL
 
 MODES: tuple[EgressMode, ...] = get_args(EgressMode)
@@ -171,3 +171,5 @@ def test_learners_may_not_write_egress_rules_beyond_their_namespace() -> None:
         and o["metadata"]["name"] == LEARNER_EGRESS_POLICY_NAME
     )
     assert binding["spec"]["validationActions"] == ["Deny"]
+    # The message is a CEL string literal: no quote or backslash may end it early.
+    assert not set("'\"\\") & set(LEARNER_EGRESS_MESSAGE)
