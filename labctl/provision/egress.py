@@ -30,7 +30,7 @@ endpoint addresses and port. The controller reads them from the EndpointSlices o
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ class ApiServer:
         return cls(tuple(sorted(set(endpoints))))
 
 
-def api_server_of(slices: list[Mapping[str, Any]]) -> ApiServer:
+def api_server_of(slices: Sequence[Mapping[str, Any]]) -> ApiServer:
     """The endpoints of ``default/kubernetes`` from its EndpointSlices (ready or not: a restarting
     apiserver is still where kubectl's next connection goes)."""
     found: list[tuple[str, int]] = []

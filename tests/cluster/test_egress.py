@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def test_a_learner_may_restrict_their_pods_but_not_open_egress_beyond_their_name
             "spec": spec,
         }
 
-    wide = {
+    wide: dict[str, list[dict[str, Any]]] = {
         "allow-all": [{}],
         "empty-to": [{"to": [], "ports": [{"port": 80, "protocol": "TCP"}]}],
         "metadata": [{"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}]}],
@@ -104,7 +105,7 @@ def test_a_learner_may_restrict_their_pods_but_not_open_egress_beyond_their_name
         "mixed": [{"to": [{"podSelector": {}}]}, {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
     }
     for name, egress in wide.items():
-        message = forbidden(lambda name=name, egress=egress: client.apply(policy(name, egress)))
+        message = forbidden(partial(client.apply, policy(name, egress)))
         assert LEARNER_EGRESS_MESSAGE in message, message
         assert client.get(NETPOL, "NetworkPolicy", name, ns) is None
     # Their own pods only, and a deny-all: restricting is theirs to do.
