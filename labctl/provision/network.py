@@ -84,11 +84,16 @@ def network_policy(
     labels: Mapping[str, str],
     pod_selector: Object,
     egress: Sequence[Object],
+    *,
+    annotations: Mapping[str, str] | None = None,
 ) -> Object:
     """An Egress policy. ``egress`` empty: the selected pods may open no connection at all."""
+    meta: Object = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": meta,
         "spec": {"podSelector": pod_selector, "policyTypes": ["Egress"], "egress": [dict(r) for r in egress]},
     }
