@@ -36,8 +36,10 @@ NODE_DEBS := containerd runc containernetworking-plugins iptables iproute2 deboo
 debs:
 	hack/install-debian-deps $(DEBS)
 
+# cyclonus computes what NetworkPolicies let through (tests/unit/test_egress_reachability.py).
 toolchain: $(STAMP)
 	$(BIN)/labctl toolchain build
+	$(BIN)/labctl toolchain build --group cyclonus
 
 lint: $(STAMP)
 	$(BIN)/ruff check labctl graders tests bench hack
@@ -48,6 +50,7 @@ test: setup debs lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
+	$(BIN)/labctl toolchain build --group cyclonus
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 demo: setup debs

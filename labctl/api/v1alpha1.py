@@ -20,6 +20,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 Level = Literal["foundation", "professional", "advanced"]
 QuotaProfileName = Literal["small", "medium", "large", "gpu"]
+# Where learners' pods may connect beyond DNS, their own namespace and the API server
+# (labctl.provision.egress says exactly what each allows; link-local and cloud metadata never).
+EgressMode = Literal["none", "cluster", "internet"]
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 LAB_ID_PATTERN = r"^(foundation|professional|advanced)/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 LabId = Annotated[str, Field(pattern=LAB_ID_PATTERN, max_length=100)]
@@ -54,6 +57,7 @@ class CohortSpec(Model):
     level: Level
     labs: list[LabId] = Field(default_factory=list)
     quota_profile: QuotaProfileName = "small"
+    egress: EgressMode = "none"
     expires: datetime | None = None
     suspended: bool = False
     learners: list[RosterEntry] = Field(min_length=1, max_length=5000)
@@ -74,6 +78,7 @@ class LearnerSpec(Model):
     level: Level
     labs: list[LabId] = Field(default_factory=list)
     quota_profile: QuotaProfileName = "small"
+    egress: EgressMode = "none"
     suspended: bool = False
 
 

@@ -66,6 +66,14 @@ def _report(kind: str, name: str, action: str, output: str, kube: Kube) -> None:
 @click.option("--level", required=True, type=LEVELS, help="Certification level.")
 @click.option("--labs", default="", help="Comma-separated lab ids, e.g. foundation/experiment-tracking.")
 @click.option("--quota-profile", default="small", show_default=True, help="small, medium, large or gpu.")
+@click.option(
+    "--egress",
+    default="none",
+    show_default=True,
+    type=click.Choice(["none", "cluster", "internet"]),
+    help="Where learners' pods may connect beyond DNS, their namespace and the API server "
+    "(cluster: other namespaces but learners' and labctl's; internet: that and public addresses).",
+)
 @click.option("--expires", default=None, help="Expire after this long, e.g. 14d.")
 @wait_option
 @timeout_option
@@ -78,6 +86,7 @@ def create_cmd(
     level: str,
     labs: str,
     quota_profile: str,
+    egress: str,
     expires: str | None,
     wait: bool,
     timeout: str,
@@ -95,6 +104,7 @@ def create_cmd(
         learners=learners,
         labs=[x for x in labs.split(",") if x],
         quota_profile=quota_profile,
+        egress=egress,
         expires=expiry,
         source="flags",
     )

@@ -38,6 +38,7 @@ def build_cohort(
     learners: list[RosterEntry],
     labs: list[str],
     quota_profile: str,
+    egress: str = "none",
     expires: dt.datetime | None,
     source: str,
 ) -> dict[str, Any]:
@@ -50,6 +51,7 @@ def build_cohort(
                 "level": level,
                 "labs": labs,
                 "quotaProfile": quota_profile,
+                "egress": egress,
                 "expires": expires,
                 "learners": [e.model_dump(exclude_none=True) for e in learners],
             }
@@ -64,7 +66,7 @@ def build_cohort(
     }
 
 
-SPEC_FIELDS = ("level", "labs", "quotaProfile", "expires", "suspended", "learners")
+SPEC_FIELDS = ("level", "labs", "quotaProfile", "egress", "expires", "suspended", "learners")
 
 
 def load_cohort_manifest(path: Path, data: Any) -> dict[str, Any]:
@@ -84,6 +86,7 @@ def load_cohort_manifest(path: Path, data: Any) -> dict[str, Any]:
         learners=validate_rows(rows, source=path.name, cohort=name),
         labs=spec.get("labs") or [],
         quota_profile=spec.get("quotaProfile", "small"),
+        egress=spec.get("egress", "none"),
         expires=spec.get("expires"),
         source=str(path),
     )

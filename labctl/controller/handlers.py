@@ -17,6 +17,7 @@ import kopf
 
 from labctl.api.v1alpha1 import VERSION
 from labctl.controller import metrics, reconcile, statuses
+from labctl.controller.apiserver import sync_policies
 from labctl.controller.memo import Memo
 from labctl.controller.refresh import Seen
 from labctl.core.labels import GROUP
@@ -64,9 +65,16 @@ async def watch_stacks(memo: Memo, **_: Any) -> None:
     memo.stacks.start(asyncio.get_running_loop(), partial(_stacks_changed, memo))
 
 
+@kopf.on.startup()
+def watch_api_server(memo: Memo, **_: Any) -> None:
+    """The API server's endpoints, which learners' egress policies name (labctl.controller.apiserver)."""
+    memo.api_server.start(partial(sync_policies, memo.kube))
+
+
 @kopf.on.cleanup()
 def stop_watching_stacks(memo: Memo, **_: Any) -> None:
     memo.stacks.stop()
+    memo.api_server.stop()
 
 
 @kopf.on.resume(GROUP, VERSION, "cohorts", backoff=RETRY_S)
@@ -105,7 +113,11 @@ async def cohort_seen(
 def learner_changed(body: kopf.Body, memo: Memo, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     with metrics.measured("learner"):
         applied = reconcile.reconcile_learner(
-            memo.kube, dict(body), key=memo.key, stack_settings=memo.stack_settings
+            memo.kube,
+            dict(body),
+            key=memo.key,
+            stack_settings=memo.stack_settings,
+            api_server=memo.api_server.current(),
         )
     patch.status.update(statuses.applied_changes(body, applied))
     if applied is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from labctl.controller.apiserver import ApiServerWatch
 from labctl.controller.refresh import Seen, StatusWriter
 from labctl.controller.stacks import StackWatch
 from labctl.grading.reach import PortForwards, in_cluster
@@ -65,12 +66,14 @@ class Memo:
     status: StatusWriter = field(init=False)  # status writes, apart from reconciles
     stacks: StackWatch = field(init=False)  # stack Deployments' readiness, from a watch of our own
     learners: Learners = field(init=False, default_factory=Learners)
+    api_server: ApiServerWatch = field(init=False)  # its endpoints, for learners' egress policies
     # How lab checks reach learners' Services: cluster DNS in a pod, else port-forwards.
     reach: Callable[[str], str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = StatusWriter(self.kube)
         self.stacks = StackWatch(self.kube)
+        self.api_server = ApiServerWatch(self.kube)
         self.reach = (lambda url: url) if in_cluster() else PortForwards(self.kube)
 
     def connection_info(self) -> kopf.ConnectionInfo:

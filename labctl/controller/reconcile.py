@@ -16,6 +16,7 @@ from typing import Any
 from labctl.api.v1alpha1 import API_VERSION
 from labctl.kube import Kube, KubeError
 from labctl.provision.cohort_learners import render_learners
+from labctl.provision.egress import ApiServer
 from labctl.provision.learner import objects_hash, render_learner_objects
 from labctl.provision.stacks import STACK_LABEL, StackSettings
 from labctl.provision.tenancy import COHORT_LABEL, LEARNER_LABEL
@@ -78,12 +79,17 @@ def reconcile_learner(
     *,
     key: bytes,
     stack_settings: StackSettings | None = None,
+    api_server: ApiServer | None = None,
 ) -> LearnerApplied | None:
     """Apply the learner's namespace and everything in it, unless the last apply was identical.
 
-    Returns what was applied, or None when nothing had to be written.
+    Returns what was applied, or None when nothing had to be written. ``api_server``: the
+    endpoints learners' egress policies name. They are in the digest, so a controller that
+    restarts after they moved applies again; while it runs, its watch updates those policies
+    alone (labctl.controller.apiserver), and the learner's next reconcile finds a new digest
+    and applies again (a no-op for every object already as rendered).
     """
-    objects = render_learner_objects(learner, key=key, stack_settings=stack_settings)
+    objects = render_learner_objects(learner, key=key, stack_settings=stack_settings, api_server=api_server)
     digest = objects_hash(objects)
     status = learner.get("status") or {}
     if status.get("appliedHash") == digest:

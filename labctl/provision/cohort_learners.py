@@ -38,6 +38,7 @@ def render_learners(cohort: dict[str, Any]) -> list[dict[str, Any]]:
             level=spec.level,
             labs=spec.labs,
             quota_profile=spec.quota_profile,
+            egress=spec.egress,
             suspended=spec.suspended,
         )
         meta: dict[str, Any] = {

@@ -9,6 +9,11 @@ Everyone else — the controller, administrators, the garbage collector — pass
 A second one keeps learners' pods where the scheduler puts them: ``spec.nodeName`` (in a pod
 or a pod template) skips the scheduler, so a pod pinned to a GPU node lands there without a
 GPU request or a toleration of the pool's taint. Learners leave it out.
+
+A third keeps egress labctl's to open: NetworkPolicies add up, so one learner policy allowing
+0.0.0.0/0 would undo every egress rule labctl renders (cloud metadata included). Learners' own
+policies may restrict their pods freely, but their egress rules may name only pods of their
+own namespace.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ GRADES_POLICY_NAME = "labctl-grades-append-only"
 LABS_POLICY_NAME = "labctl-labs-immutable"
 SESSIONS_POLICY_NAME = "labctl-lab-sessions"
 NODE_NAME_POLICY_NAME = "labctl-no-node-name"
+LEARNER_EGRESS_POLICY_NAME = "labctl-learner-egress"
 
 _MANAGED = (
     "has({o}.metadata.labels) && 'app.kubernetes.io/managed-by' in {o}.metadata.labels && "
@@ -184,6 +190,47 @@ def _no_node_name() -> dict[str, Any]:
     }
 
 
+LEARNER_EGRESS_MESSAGE = (
+    "egress rules of learner NetworkPolicies may name only pods of their own namespace (a podSelector): "
+    "DNS, the API server and, as the cohort egress setting allows, other namespaces and the internet "
+    "are opened by the policies labctl manages"
+)
+
+
+def _learner_egress() -> dict[str, Any]:
+    """Learners' NetworkPolicies: every egress rule names peers, and each is a podSelector alone.
+
+    An egress rule without ``to`` (or with an empty one) allows every destination; a
+    namespaceSelector or an ipBlock reaches beyond the namespace."""
+    own_pods_only = (
+        "object.spec.egress.all(rule, has(rule.to) && size(rule.to) > 0 && "
+        "rule.to.all(peer, !has(peer.ipBlock) && !has(peer.namespaceSelector)))"
+    )
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "namespaceSelector": {"matchLabels": {ROLE_LABEL: "learner"}},
+            "resourceRules": [
+                {
+                    "apiGroups": ["networking.k8s.io"],
+                    "apiVersions": ["*"],
+                    "resources": ["networkpolicies"],
+                    "operations": ["CREATE", "UPDATE"],
+                }
+            ],
+        },
+        "variables": [{"name": "learner", "expression": _LEARNER}],
+        "validations": [
+            {
+                "expression": f"!variables.learner || !has(object.spec.egress) || {own_pods_only}",
+                # As a CEL string literal: the message has no quote or backslash.
+                "messageExpression": f"'networkpolicy ' + request.name + ': ' + '{LEARNER_EGRESS_MESSAGE}'",
+                "reason": "Forbidden",
+            }
+        ],
+    }
+
+
 def render_policies() -> list[dict[str, Any]]:
     protect = {
         "failurePolicy": "Fail",
@@ -252,4 +299,5 @@ def render_policies() -> list[dict[str, Any]]:
         *_denying(LABS_POLICY_NAME, _labs_immutable()),
         *_denying(SESSIONS_POLICY_NAME, _sessions()),
         *_denying(NODE_NAME_POLICY_NAME, _no_node_name()),
+        *_denying(LEARNER_EGRESS_POLICY_NAME, _learner_egress()),
     ]

@@ -3,7 +3,8 @@
 A learner acts only through ServiceAccounts of their own namespace. RBAC gives them
 edit-like rights there and nothing elsewhere; Pod Security ``restricted`` stops privileged,
 hostPath, hostNetwork and hostPID pods; the ResourceQuota caps what they use, GPUs and the
-node's disk (ephemeral storage) included; NetworkPolicies deny ingress from other learners.
+node's disk (ephemeral storage) included; NetworkPolicies deny ingress from other learners
+(and, rendered by egress.py, egress beyond DNS, their namespace and the API server).
 The objects labctl owns in the namespace are protected from the learner by a
 ValidatingAdmissionPolicy (policies.py), since RBAC cannot grant "networkpolicies except
 labctl's"; another refuses their pods a ``spec.nodeName``, which would skip the scheduler.

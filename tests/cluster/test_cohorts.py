@@ -97,7 +97,23 @@ def test_a_cohort_reaches_ready_with_labelled_owned_objects(
             ]:
                 obj = kube.get("v1", kind, obj_name, ns)
                 assert obj["metadata"]["labels"]["labctl.dev/learner"] == ns
-            assert len(kube.list("networking.k8s.io/v1", "NetworkPolicy", namespace=ns)) == 2
+            policies = {
+                p["metadata"]["name"]
+                for p in kube.list("networking.k8s.io/v1", "NetworkPolicy", namespace=ns)
+            }
+            assert policies == {
+                "labctl-default-deny-ingress",
+                "labctl-allow-platform",
+                # Egress (labctl.provision.egress): the learner's pods, the API server, each stack.
+                "labctl-default-deny-egress",
+                "labctl-egress-learner",
+                "labctl-egress-api-server",
+                "labctl-egress-api-server-prometheus",
+                *(
+                    f"labctl-egress-{stack}"
+                    for stack in ("mlflow", "object-store", "prometheus", "alertmanager")
+                ),
+            }
         status = json.loads(
             labctl("cohort", "status", name, "-o", "json", *cluster_args(test_cluster)).stdout
         )

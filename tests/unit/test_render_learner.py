@@ -44,8 +44,11 @@ def test_cohort_renders_one_owned_learner_per_entry() -> None:
         "level": "advanced",
         "labs": ["advanced/gpu-scheduling"],
         "quotaProfile": "gpu",
+        "egress": "none",  # the default: DNS, their namespace and the API server only
         "suspended": False,
     }
+    wider = {**COHORT, "spec": {**COHORT["spec"], "egress": "internet"}}
+    assert {lr["spec"]["egress"] for lr in render_learners(wider)} == {"internet"}
 
 
 def test_learner_objects_are_labelled_owned_and_guarded() -> None:

@@ -21,6 +21,7 @@ from labctl.provision.stacks.common import (
     container,
     deployment,
     disk_for,
+    egress_policy,
     http_get,
     liveness,
     pod_spec,
@@ -92,4 +93,7 @@ def render(stack: Stack) -> list[Object]:
         config_map(stack, COMPONENT, CONFIG_MAP, {"alertmanager.yml": text}),
         deployment(stack, COMPONENT, pod_spec(stack, [server], volumes), annotations=annotations),
         service(stack, COMPONENT, [("http", PORT)]),
+        # Its receiver has no integrations and gossip is off: it sends nothing anywhere. (Prometheus
+        # comes to it; graders read alerts from its API.)
+        egress_policy(stack, COMPONENT, []),
     ]

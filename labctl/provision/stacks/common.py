@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from labctl.core.labels import GROUP, MANAGED_BY
+from labctl.provision import network
 from labctl.provision.stacks.settings import Component, Resources, StackSettings, parse_quantity
 
 STACK_LABEL = f"{GROUP}/stack"
@@ -287,3 +288,14 @@ def config_map(stack: Stack, component: Component, name: str, data: Mapping[str,
         "metadata": stack.meta(name, component),
         "data": dict(data),
     }
+
+
+def egress_policy(stack: Stack, component: Component, rules: Iterable[Object]) -> Object:
+    """What the component's pods may connect to: ``rules`` and nothing else (none: no connection).
+
+    It selects by :func:`selector`, which a learner's pod cannot match (admission), so a learner
+    cannot give their own pods a stack's egress. See labctl.provision.egress for the learner's pods.
+    """
+    name = f"labctl-egress-{component}"
+    pods = {"matchLabels": selector(component)}
+    return network.network_policy(name, stack.namespace, stack.labels_for(component), pods, list(rules))

@@ -14,6 +14,7 @@ the upstream image (``python:3.11-slim`` + ``pip install mlflow[...]``) runs it 
 
 from __future__ import annotations
 
+from labctl.provision import network
 from labctl.provision.stacks import object_store
 from labctl.provision.stacks.common import (
     Object,
@@ -22,11 +23,13 @@ from labctl.provision.stacks.common import (
     data_volume,
     deployment,
     disk_for,
+    egress_policy,
     http_get,
     liveness,
     pod_spec,
     readiness,
     scratch_volume,
+    selector,
     service,
     startup,
 )
@@ -165,4 +168,19 @@ def render(stack: Stack) -> list[Object]:
     )
     volumes = [data, tmp]
     spec = pod_spec(stack, [server], volumes)
-    return [*claims, deployment(stack, COMPONENT, spec), service(stack, COMPONENT, [("http", PORT)])]
+    return [
+        *claims,
+        deployment(stack, COMPONENT, spec),
+        service(stack, COMPONENT, [("http", PORT)]),
+        egress_policy(stack, COMPONENT, _egress(with_store)),
+    ]
+
+
+def _egress(with_store: bool) -> list[Object]:
+    """The server proxies artifacts to the object store, named by its Service's DNS name; it
+    calls nothing else (clients come to it; the registry and runs are on its own claim)."""
+    if not with_store:
+        return []
+    store = selector(object_store.COMPONENT)
+    to_store = network.own_namespace_rule(pods=store, ports=[network.tcp(object_store.PORT)])
+    return [network.dns_rule(), to_store]

@@ -25,6 +25,7 @@ from labctl.provision.stacks.common import (
     data_volume,
     deployment,
     disk_for,
+    egress_policy,
     http_get,
     liveness,
     pod_spec,
@@ -131,7 +132,14 @@ def render(stack: Stack, credentials: ObjectStoreCredentials) -> list[Object]:
         [data, tmp],
         init_containers=[buckets],
     )
-    return [secret, *claims, deployment(stack, COMPONENT, spec), service(stack, COMPONENT, [("s3", PORT)])]
+    return [
+        secret,
+        *claims,
+        deployment(stack, COMPONENT, spec),
+        service(stack, COMPONENT, [("s3", PORT)]),
+        # A posix backend and a server that only answers: it opens no connection of its own.
+        egress_policy(stack, COMPONENT, []),
+    ]
 
 
 def _from_secret(name: str, key: str) -> Object:

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 import yaml
 
+from labctl.provision import network
 from labctl.provision.stacks import alertmanager
 from labctl.provision.stacks.common import (
     Object,
@@ -32,6 +33,7 @@ from labctl.provision.stacks.common import (
     container,
     deployment,
     disk_for,
+    egress_policy,
     http_get,
     liveness,
     pod_spec,
@@ -225,4 +227,13 @@ def render(stack: Stack) -> list[Object]:
         # which would lose the metrics on the emptyDir.
         deployment(stack, COMPONENT, spec, annotations=SCRAPE_ANNOTATIONS),
         service(stack, COMPONENT, [("http", PORT)]),
+        egress_policy(stack, COMPONENT, _egress()),
     ]
+
+
+def _egress() -> list[Object]:
+    """Scrape targets are pods of the learner's namespace on whatever port they annotate (their
+    model server included), and Alertmanager is named by its Service (DNS). Service discovery
+    reads the API server: that rule is labctl.provision.egress's, kept current with its address.
+    The reloader sidecar POSTs to 127.0.0.1, which no NetworkPolicy sees."""
+    return [network.dns_rule(), network.own_namespace_rule()]
