@@ -30,6 +30,7 @@ import pytest
 from labctl.kube import Kube
 from labctl.provision import install
 from labctl.provision.naming import learner_name
+from labctl.provision.tenancy import CONTROLLER_NAMESPACE
 from labctl.sandbox import pod as sandbox_pod
 from tests.cluster.test_cohorts import create, learner_client, roster, unique
 from tests.conftest import ClusterUnderTest, cluster_args, labctl, make_namespace
@@ -190,7 +191,7 @@ def world(
         }
         for who, (client, ns) in clients.items():
             listeners.add(who, ns, client)
-        listeners.add("controller-ns", install.CONTROLLER_NAMESPACE)
+        listeners.add("controller-ns", CONTROLLER_NAMESPACE)
         sandbox_pod.ensure_namespace(kube)
         listeners.add("sandbox-ns", sandbox_pod.NAMESPACE)
         listeners.add("free-ns", free)
