@@ -471,14 +471,8 @@ class FakeKube:
         self.deleted.append((kind, name))
         return True
 
-    def core(self) -> object:
-        log = self.log
-
-        class Core:
-            def read_namespaced_pod_log(self, *args: object, **kwargs: object) -> object:
-                return type("Response", (), {"data": log})()
-
-        return Core()
+    def logs(self, namespace: str, pod: str, **_: object) -> bytes:
+        return bytes(self.log)
 
 
 def test_the_pod_backend_runs_and_reads_back_its_frames(
