@@ -326,3 +326,28 @@ def test_when_formats_times_for_people() -> None:
     assert when("2025-05-01T10:05:00Z") == "2025-05-01 10:05 UTC"
     assert when(dt.datetime(2025, 5, 1, tzinfo=dt.UTC).isoformat()) == "2025-05-01 00:00 UTC"
     assert when(None) == ""
+
+
+# --- in-cluster: what `labctl install --dashboard` applies ------------------------------------------
+
+
+def test_the_in_cluster_dashboard_only_reads_and_authorises_every_viewer() -> None:
+    from labctl.provision.dashboard import render_dashboard
+    from labctl.provision.install import render_install
+
+    objects = render_dashboard("img:1")
+    (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"get", "list", "watch"}
+    delegator = [
+        o
+        for o in objects
+        if o["kind"] == "ClusterRoleBinding" and o["roleRef"]["name"] == "system:auth-delegator"
+    ]
+    assert len(delegator) == 1
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "img:1" and container["args"][:3] == ["dashboard", "--auth", "token"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    kinds = [o["kind"] for o in render_install(controller=False)]
+    assert "Deployment" not in kinds  # only with --dashboard
+    assert render_install(controller=False, image="img:1", dashboard=True)[-len(objects) :] == objects
