@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python bench/sim_up.py
 	$(BIN)/python bench/grading.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/dashboard.py
 
 # tests/e2e: a real kubelet node joins a sim and runs real pods. Needs root; the Debian packages
 # are installed only when missing. Builds kubelet, kube-proxy and the pause image first.
