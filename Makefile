@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) toolchain
 
 # Debian packages the tests run for real: Prometheus, Alertmanager and promtool; bubblewrap
-# (bwrap) is the sandbox learner code runs in; git is what graders clone submissions with.
-DEBS := prometheus prometheus-alertmanager bubblewrap git
+# (bwrap) is the sandbox learner code runs in; git is what graders clone submissions with;
+# chromium is the browser tests/browser drive (through Playwright, pointed at /usr/bin/chromium).
+DEBS := prometheus prometheus-alertmanager bubblewrap git chromium
 # A real node: containerd, runc, CNI plugins, iptables, ip; debootstrap makes the images' base.
 NODE_DEBS := containerd runc containernetworking-plugins iptables iproute2 debootstrap
 debs:
@@ -60,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/sim_up.py
 	$(BIN)/python bench/grading.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/dashboard.py
 
 # tests/e2e: a real kubelet node joins a sim and runs real pods. Needs root; the Debian packages
 # are installed only when missing. Builds kubelet, kube-proxy and the pause image first.

@@ -158,6 +158,25 @@ labctl gradebook export --cohort demo-cohort --format canvas --out "$out/gradebo
 cat "$out/gradebook.csv"
 rm -rf "$work"
 
+step "The instructor's dashboard: the cohort's grid, live in the browser (read-only, on 127.0.0.1)"
+state=$(dirname "$KUBECONFIG")
+pidfile="$state/demo-dashboard.pid"
+if [ -s "$pidfile" ] && grep -qa dashboard "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null; then
+  kill -TERM -- -"$(cat "$pidfile")" 2>/dev/null || true  # the previous demo's, by its process group
+fi
+# Its own session: it outlives the demo, for you to open; the pid file lets the next demo end it.
+setsid labctl dashboard --cohort demo-cohort --port "${LABCTL_DEMO_DASHBOARD_PORT:-0}" \
+  </dev/null >"$state/demo-dashboard.out" 2>"$state/demo-dashboard.log" &
+dashboard_pid=$!
+echo "$dashboard_pid" >"$pidfile"
+for _ in $(seq 150); do
+  grep -q '^dashboard: http' "$state/demo-dashboard.out" && break
+  sleep 0.2
+done
+dashboard_url=$(sed -n 's/^dashboard: \(http[^ ]*\).*/\1/p' "$state/demo-dashboard.out")
+[ -n "$dashboard_url" ] || { echo "the dashboard did not start: see $state/demo-dashboard.log" >&2; exit 1; }
+echo "  serving $dashboard_url (pid $dashboard_pid)"
+
 real_note="" teardown_note=""
 if [ "$real_node" = yes ]; then
   real_note="
@@ -184,5 +203,7 @@ learners cannot read or change: run the demo again and the history grows.
   Gradebook:   $out/gradebook.csv
 $real_note
 Explore:  export KUBECONFIG=$KUBECONFIG;  $kubectl get pods -A -o wide;  $kubectl get grades
-Tear down: labctl sim down$teardown_note
+Tear down: labctl sim down$teardown_note;  kill $dashboard_pid  (the dashboard)
+
+Dashboard for demo-cohort, live and read-only: $dashboard_url
 MSG

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write manifests/{crds,policies,controller}/: what `labctl install` applies, to read or kubectl-apply.
+"""Write manifests/{crds,policies,controller,dashboard}/: what `labctl install` applies, to read.
 
     .venv/bin/python hack/gen-install-manifests.py           # (re)write the files
     .venv/bin/python hack/gen-install-manifests.py --check   # exit 1 if they are out of date
@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from labctl.provision.dashboard import DASHBOARD_NAME
 from labctl.provision.install import DEFAULT_IMAGE, render_install
 
 ROOT = Path(__file__).resolve().parent.parent / "manifests"
@@ -28,6 +29,8 @@ def _folder(obj: dict[str, Any]) -> str:
         return "crds"
     if obj["kind"].startswith("ValidatingAdmissionPolicy"):
         return "policies"
+    if (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == DASHBOARD_NAME:
+        return "dashboard"
     return "controller"
 
 
@@ -36,13 +39,13 @@ def _file(obj: dict[str, Any]) -> str:
         return f"{obj['spec']['names']['plural']}.yaml"
     if obj["kind"].startswith("ValidatingAdmissionPolicy"):
         return f"{obj['metadata']['name']}.yaml"
-    return "controller.yaml"
+    return "dashboard.yaml" if _folder(obj) == "dashboard" else "controller.yaml"
 
 
 def render_files() -> dict[str, str]:
     """Relative path -> text."""
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for obj in render_install(controller=True, image=DEFAULT_IMAGE):
+    for obj in render_install(controller=True, image=DEFAULT_IMAGE, dashboard=True):
         grouped.setdefault(f"{_folder(obj)}/{_file(obj)}", []).append(obj)
     return {
         path: HEADER + yaml.safe_dump_all(objs, sort_keys=False, explicit_start=True, width=100)
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> int:
     )
     extra = sorted(
         str(p.relative_to(ROOT))
-        for folder in ("crds", "policies", "controller")
+        for folder in ("crds", "policies", "controller", "dashboard")
         for p in (ROOT / folder).glob("*.yaml")
         if str(p.relative_to(ROOT)) not in files
     )

@@ -181,11 +181,14 @@ def namespace_factory(kube: Kube, request: pytest.FixtureRequest) -> Iterator:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by folder: cluster/ needs a cluster, sim/ starts simulated clusters itself."""
+    """Mark tests by folder: cluster/ needs a cluster, sim/ starts simulated clusters itself,
+    browser/ drives chromium against the dashboard on the cluster (so it is a cluster test too)."""
     root = Path(__file__).parent
     for item in items:
         parents = Path(str(item.fspath)).parents
-        if (root / "cluster") in parents:
+        if (root / "cluster") in parents or (root / "browser") in parents:
             item.add_marker(pytest.mark.cluster)
+        if (root / "browser") in parents:
+            item.add_marker(pytest.mark.browser)
         if (root / "sim") in parents:
             item.add_marker(pytest.mark.sim)

@@ -29,7 +29,15 @@ def _kind(obj: dict[str, Any]) -> str:
     is_flag=True,
     help="Do not deploy the controller; run it yourself with `labctl controller run`.",
 )
-@click.option("--image", default=plan.DEFAULT_IMAGE, show_default=True, help="Controller image.")
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Also run the instructor's dashboard in-cluster (labctl dashboard --auth token; reach it with "
+    "kubectl port-forward -n labctl-system svc/labctl-dashboard 8080).",
+)
+@click.option(
+    "--image", default=plan.DEFAULT_IMAGE, show_default=True, help="Controller (and dashboard) image."
+)
 @click.option(
     "--stack-settings",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -47,6 +55,7 @@ def _kind(obj: dict[str, Any]) -> str:
 def install_cmd(
     kube: Kube,
     local_controller: bool,
+    dashboard: bool,
     image: str,
     stack_settings: Path | None,
     node_labels: tuple[str, ...],
@@ -58,7 +67,11 @@ def install_cmd(
         settings = stack_settings.read_text()
     node_selector = _node_selector(node_labels)
     objects = plan.render_install(
-        controller=not local_controller, image=image, stack_settings=settings, node_selector=node_selector
+        controller=not local_controller,
+        image=image,
+        stack_settings=settings,
+        node_selector=node_selector,
+        dashboard=dashboard,
     )
     for obj in objects:
         click.echo(f"{_kind(obj)} {kube.apply(obj).action}")
@@ -108,7 +121,7 @@ def uninstall_cmd(kube: Kube, yes: bool) -> None:
     """Remove the controller, the admission policy and the CRDs (all cohorts go with them)."""
     if not yes:
         click.confirm("Remove labctl, every cohort and every learner namespace?", abort=True)
-    for obj in reversed(plan.render_install(controller=True)):
+    for obj in reversed(plan.render_install(controller=True, dashboard=True)):
         gone = kube.delete(
             obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
         )

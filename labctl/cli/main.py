@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "labctl.cli.grade:grade_cmd",
         "Grade LAB for every learner of a cohort; each grading is recorded as a new attempt.",
     ),
+    "dashboard": (
+        "labctl.cli.dashboard:dashboard_cmd",
+        "Serve the instructor's dashboard: cohorts' progress, live in the browser (read-only).",
+    ),
     "gradebook": ("labctl.cli.grade:gradebook", "Gradebooks for learning-management systems."),
     "grades": (
         "labctl.cli.grade:grades_cmd",

@@ -141,6 +141,17 @@ def status_rows(kube: Kube, name: str) -> list[dict[str, Any]]:
     return rows
 
 
+IN_PROGRESS_PHASES = ("ready", "settingup", "checking", "pending")
+
+
+def session_state(phase: str | None) -> str:
+    """A session's phase as the grid says it: in progress, passed, failed, expired, stopped, refused.
+
+    `labctl cohort status` and the dashboard both say it this way."""
+    state = {"Passed": "passed", "Failed": "failed"}.get(phase or "", (phase or "pending").lower())
+    return "in progress" if state in IN_PROGRESS_PHASES else state
+
+
 def progress_grid(kube: Kube, name: str) -> tuple[list[str], list[dict[str, Any]]]:
     """The cohort's labs and one row per learner: each lab's state from their session
     (not started, in progress, passed, failed, expired...) and score."""
@@ -162,11 +173,7 @@ def progress_grid(kube: Kube, name: str) -> tuple[list[str], list[dict[str, Any]
                 row[lab] = "not started"
                 continue
             st = sessions_client.status_of(session)
-            state = {"Passed": "passed", "Failed": "failed"}.get(
-                st.phase or "", (st.phase or "pending").lower()
-            )
-            if state in ("ready", "settingup", "checking", "pending"):
-                state = "in progress"
+            state = session_state(st.phase)
             row[lab] = f"{state} {st.score:g}/{st.max_score:g}" if st.attempts else state
         rows.append(row)
     return labs, rows

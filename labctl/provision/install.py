@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from labctl.api.crds import crds
+from labctl.provision.dashboard import render_dashboard
 from labctl.provision.policies import render_policies
 from labctl.provision.tenancy import ALL_VERBS, CONTROLLER_NAMESPACE, LEARNER_RULES, READ_VERBS
 from labctl.sandbox import pod as sandbox_pod
@@ -237,10 +238,14 @@ def render_install(
     image: str = DEFAULT_IMAGE,
     stack_settings: str = "{}\n",
     node_selector: Mapping[str, str] | None = None,
+    dashboard: bool = False,
 ) -> list[dict[str, Any]]:
-    """Everything `labctl install` applies, in order (the key Secret is handled separately)."""
+    """Everything `labctl install` applies, in order (the key Secret is handled separately).
+    ``dashboard``: the in-cluster dashboard too (labctl.provision.dashboard), from the same image."""
     objects = [*crds(), *render_policies(), render_namespace(), *render_catalog_reader()]
     if controller:
         # The in-cluster controller runs learners' code in short-lived pods of a namespace of its own.
         objects += [*render_controller(image, stack_settings, node_selector), *sandbox_pod.render_namespace()]
+    if dashboard:
+        objects += render_dashboard(image)
     return objects
