@@ -14,7 +14,13 @@ from typing import Any
 from graders.sandbox import pod as sandbox_pod
 from labctl.api.crds import crds
 from labctl.provision.policies import render_policies
-from labctl.provision.tenancy import ALL_VERBS, CONTROLLER_NAMESPACE, LEARNER_RULES, READ_VERBS
+from labctl.provision.tenancy import (
+    ALL_VERBS,
+    CONTROLLER_NAMESPACE,
+    LEARNER_RULES,
+    MONITORING_LABEL,
+    READ_VERBS,
+)
 
 CONTROLLER_NAME = "labctl-controller"
 KEY_SECRET = "labctl-controller-key"
@@ -99,6 +105,7 @@ def render_controller(
     security = {
         "runAsNonRoot": True,
         "runAsUser": 65532,
+        "runAsGroup": 65532,  # not root's group either: files it writes are not group 0's
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
@@ -120,10 +127,14 @@ def render_controller(
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "1", "memory": "512Mi"},
+            # Disk: its logs (the kubelet rotates them at ~30Mi) and the /tmp emptyDir (64Mi).
+            "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "32Mi"},
+            "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "128Mi"},
         },
         "securityContext": security,
+        # Ready: its Service's port answers (the metrics). Alive: kopf's own health check, which
+        # fails when the operator's loop is wedged; a pod that is merely busy is not restarted.
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": LIVENESS_PORT}, "periodSeconds": 20},
         "volumeMounts": [
             {"name": "stack-settings", "mountPath": SETTINGS_DIR, "readOnly": True},
@@ -197,7 +208,26 @@ def render_controller(
                 "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}],
             },
         },
+        render_controller_ingress(meta),
     ]
+
+
+def render_controller_ingress(meta: dict[str, Any]) -> dict[str, Any]:
+    """Who may reach the controller's pod: monitoring namespaces, on its metrics port only.
+
+    Nothing else ever connects to it (the kubelet's probes are not subject to policies); a
+    learner's pod that could would read every learner's reconcile metrics."""
+    monitoring = {"namespaceSelector": {"matchLabels": {MONITORING_LABEL: "true"}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {**meta, "name": f"{CONTROLLER_NAME}-ingress"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER_NAME}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [monitoring], "ports": [{"port": "metrics"}]}],
+        },
+    }
 
 
 CATALOG_READER = "labctl-catalog-reader"

@@ -44,6 +44,27 @@ def test_the_controller_pod_goes_where_the_node_selector_says() -> None:
     assert "nodeSelector" not in default["spec"]["template"]["spec"]
 
 
+def test_the_controller_is_probed_bounded_and_reachable_only_for_its_metrics() -> None:
+    objects = render_controller()
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # Ready when its Service's port answers; alive while kopf's loop is: a busy controller stays.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    resources = container["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "32Mi"
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")["emptyDir"]["sizeLimit"]
+    assert (tmp, resources["limits"]["ephemeral-storage"]) == ("64Mi", "128Mi")  # /tmp + its logs
+    assert container["securityContext"]["runAsGroup"] == container["securityContext"]["runAsUser"]
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {"labctl.dev/monitoring": "true"}}}],
+         "ports": [{"port": "metrics"}]}
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("flags", "problem"),
     [
