@@ -8,8 +8,8 @@ The manifests come from labctl's own renderers, as a cluster would get them: one
 objects for every quota profile (and for the shipped stack settings), the install manifests
 (CRDs, admission policies, controller, sandbox namespace, one sandbox Pod) and every lab's
 setup objects. A test that kube-score reports at WARNING or worse fails the lint, unless
-hack/kube-score.yaml ignores it, with its reason: the one place for ignores (kube-score's
-per-object ``kube-score/ignore`` annotations are turned off).
+hack/kube-score.yaml ignores it (everywhere, or for named objects), with its reason: the one
+place for ignores (kube-score's per-object ``kube-score/ignore`` annotations are turned off).
 """
 
 from __future__ import annotations
@@ -33,28 +33,49 @@ SCORED_KINDS = {
     "Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "NetworkPolicy", "Service",
     "PodDisruptionBudget", "Ingress", "HorizontalPodAutoscaler",
 }  # fmt: skip
-SECTIONS = ("ignore", "enable")
+SECTIONS = ("ignore", "enable", "ignore_objects")
 WARNING = 5  # kube-score's grades: 1 critical, 5 warning, 7 almost OK, 10 OK
 
 
 @dataclass(frozen=True)
+class ObjectIgnore:
+    """One test switched off for the objects of one kind and name (in any namespace)."""
+
+    test: str
+    kind: str
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.test} on {self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
 class Config:
-    """Tests switched off (``ignore``) and optional tests switched on (``enable``), each with why."""
+    """Tests switched off (``ignore``), for some objects only (``ignore_objects``), and optional
+    tests switched on (``enable``), each with why."""
 
     ignore: dict[str, str]
     enable: dict[str, str]
+    objects: tuple[ObjectIgnore, ...] = ()
 
 
 @dataclass(frozen=True)
 class Failure:
     file: str
-    obj: str  # "apps/v1 Deployment learner-small/mlflow"
+    kind: str
+    namespace: str
+    name: str
     test: str  # kube-score's test id
     grade: str
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.obj}: {self.test} [{self.grade}] {self.detail}"
+        where = f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.file}: {where}: {self.test} [{self.grade}] {self.detail}"
+
+    def ignored_by(self, entry: ObjectIgnore) -> bool:
+        return (self.test, self.kind, self.name) == (entry.test, entry.kind, entry.name)
 
 
 def _learner(name: str, profile: str, settings: Any = None) -> list[dict[str, Any]]:
@@ -120,9 +141,10 @@ def write_manifests(files: dict[str, list[dict[str, Any]]], out: Path) -> list[P
 def load_config(path: Path, known: set[str]) -> Config:
     """The ignores and enabled optional tests; each must be a known test id with a reason."""
     data = yaml.safe_load(path.read_text()) or {}
-    problems = [f"{path}: unknown key {key!r} (ignore, enable)" for key in data if key not in SECTIONS]
+    problems = [f"{path}: unknown key {key!r} ({', '.join(SECTIONS)})" for key in data if key not in SECTIONS]
+    objects = _object_ignores(path, data.get("ignore_objects") or [], known, problems)
     sections: dict[str, dict[str, str]] = {}
-    for section in SECTIONS:
+    for section in ("ignore", "enable"):
         entries = data.get(section) or {}
         for test, reason in entries.items():
             if test not in known:
@@ -132,7 +154,25 @@ def load_config(path: Path, known: set[str]) -> Config:
         sections[section] = dict(entries)
     if problems:
         raise SystemExit("\n".join(problems))
-    return Config(ignore=sections["ignore"], enable=sections["enable"])
+    return Config(ignore=sections["ignore"], enable=sections["enable"], objects=objects)
+
+
+def _object_ignores(
+    path: Path, entries: list[Any], known: set[str], problems: list[str]
+) -> tuple[ObjectIgnore, ...]:
+    found = []
+    for i, entry in enumerate(entries):
+        where = f"{path}: ignore_objects[{i}]"
+        fields = entry if isinstance(entry, dict) else {}
+        if set(fields) != {"test", "kind", "name", "reason"}:
+            problems.append(f"{where}: give test, kind, name and reason")
+            continue
+        if fields["test"] not in known:
+            problems.append(f"{where}.test: {fields['test']!r} is not a kube-score test (kube-score list)")
+        if not isinstance(fields["reason"], str) or not fields["reason"].strip():
+            problems.append(f"{where}.reason: say why")
+        found.append(ObjectIgnore(**{k: str(v) for k, v in fields.items()}))
+    return tuple(found)
 
 
 def known_tests(binary: Path) -> set[str]:
@@ -164,7 +204,6 @@ def score(binary: Path, paths: list[Path], config: Config) -> tuple[list[Failure
     for obj in report or []:
         meta, kind = obj["object_meta"], obj["type_meta"]
         scored.add((kind["kind"], meta.get("namespace") or "", meta["name"]))
-        where = f"{kind['apiVersion']} {kind['kind']} {meta.get('namespace') or ''}/{meta['name']}"
         for check in obj["checks"]:
             if check["skipped"] or check["grade"] > WARNING:
                 continue
@@ -173,7 +212,8 @@ def score(binary: Path, paths: list[Path], config: Config) -> tuple[list[Failure
                 path, summary = comment["path"], comment["summary"]
                 detail = f"{path} -> {summary}" if path else summary
                 file = f"{Path(obj['file_name']).name}:{obj['file_row']}"
-                failures.append(Failure(file, where, check["check"]["id"], grade, detail))
+                ns, name = meta.get("namespace") or "", meta["name"]
+                failures.append(Failure(file, kind["kind"], ns, name, check["check"]["id"], grade, detail))
     if proc.returncode != 0 and not failures:
         raise SystemExit(f"kube-score exited {proc.returncode} but reported no failure:\n{proc.stderr}")
     return failures, scored
@@ -195,17 +235,31 @@ def _order(failure: Failure) -> tuple[str, int, str]:
     return name, int(row or 0), failure.test
 
 
-def lint(binary: Path, out: Path, *, files: dict[str, list[dict[str, Any]]] | None = None) -> tuple[int, str]:
+def lint(
+    binary: Path,
+    out: Path,
+    *,
+    files: dict[str, list[dict[str, Any]]] | None = None,
+    config_path: Path = CONFIG,
+) -> tuple[int, str]:
     """Render (or take ``files``), write them to ``out``, score them: (exit code, report text)."""
     files = render_manifests() if files is None else files
-    config = load_config(CONFIG, known_tests(binary))
+    config = load_config(config_path, known_tests(binary))
     failures, scored = score(binary, write_manifests(files, out), config)
-    lines = [str(f) for f in sorted(failures, key=_order)]
+    kept = [f for f in failures if not any(f.ignored_by(entry) for entry in config.objects)]
+    lines = [str(f) for f in sorted(kept, key=_order)]
     lines += [f"{m}: not scored by kube-score (could it read the file?)" for m in unscored(files, scored)]
+    # An object ignore that hides nothing is stale: the renderer changed, the reason went with it.
+    lines += [
+        f"{config_path.name}: ignore_objects: {entry} matched no finding: remove it"
+        for entry in config.objects
+        if not any(f.ignored_by(entry) for f in failures)
+    ]
     total = sum(len(objs) for objs in files.values())
     summary = (
         f"kube-score: {total} objects rendered in {len(files)} files, {len(scored)} scored, "
-        f"{len(config.ignore)} tests ignored (hack/kube-score.yaml), {len(lines)} failures"
+        f"{len(config.ignore)} tests ignored, {len(failures) - len(kept)} findings ignored on "
+        f"{len(config.objects)} objects ({config_path.name}), {len(lines)} failures"
     )
     return (1 if lines else 0), "\n".join([*lines, summary])
 

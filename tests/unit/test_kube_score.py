@@ -108,7 +108,7 @@ def test_a_planted_bad_manifest_fails_the_lint_naming_object_and_test(
     code, report = ks.lint(kube_score, tmp_path, files={**rendered, "planted.yaml": [PLANTED]})
     assert code == 1
     planted = [line for line in report.splitlines() if line.startswith("planted.yaml:")]
-    where = "planted.yaml:1: apps/v1 Deployment lint-small/planted:"
+    where = "planted.yaml:1: Deployment lint-small/planted:"
     assert f"{where} container-image-tag [CRITICAL] web -> Image with latest tag" in planted
     assert f"{where} container-resources [CRITICAL] web -> CPU limit is not set" in planted
     assert any(f"{where} container-security-context-readonlyrootfilesystem" in line for line in planted)
@@ -131,7 +131,55 @@ def test_every_ignore_names_a_kube_score_test_and_says_why(kube_score: Path, tmp
     with pytest.raises(SystemExit) as refused:
         ks.load_config(bad, known)
     assert str(refused.value).splitlines() == [
-        f"{bad}: unknown key 'skip' (ignore, enable)",
+        f"{bad}: unknown key 'skip' (ignore, enable, ignore_objects)",
         f"{bad}: ignore.pod-probez: not a kube-score test (kube-score list)",
         f"{bad}: ignore.pod-probes: say why",
+    ]
+
+
+DEAD_POLICY = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "for-pods-to-come", "namespace": "lint-small"},
+    "spec": {"podSelector": {"matchLabels": {"made-by": "nobody-yet"}}, "policyTypes": ["Ingress"]},
+}
+
+
+def test_an_object_ignore_hides_that_object_only_and_must_hide_something(
+    kube_score: Path, rendered: dict[str, list[Any]], tmp_path: Path
+) -> None:
+    files = {**rendered, "planted.yaml": [DEAD_POLICY]}
+    config = tmp_path / "kube-score.yaml"
+    entry = "- {test: networkpolicy-targets-pod, kind: NetworkPolicy, name: %s, reason: learners make them}"
+    base = ks.CONFIG.read_text().replace(
+        "ignore_objects: []", "ignore_objects:\n" + entry % "for-pods-to-come"
+    )
+    config.write_text(base)
+    code, report = ks.lint(kube_score, tmp_path / "a", files=files, config_path=config)
+    assert "for-pods-to-come" not in report  # ignored, for that object alone
+    assert "1 findings ignored on 1 objects" in report.splitlines()[-1]
+    # The same entry once the renderer no longer makes that object: stale, so the lint fails.
+    code, report = ks.lint(kube_score, tmp_path / "b", files=rendered, config_path=config)
+    assert code == 1
+    stale = "kube-score.yaml: ignore_objects: networkpolicy-targets-pod on NetworkPolicy for-pods-to-come"
+    assert f"{stale} matched no finding: remove it" in report.splitlines()
+    # Without the entry the dead policy is a failure.
+    code, report = ks.lint(kube_score, tmp_path / "c", files=files)
+    assert code == 1
+    assert "planted.yaml:1: NetworkPolicy lint-small/for-pods-to-come: networkpolicy-targets-pod" in report
+
+
+def test_object_ignores_need_test_kind_name_and_reason(kube_score: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "kube-score.yaml"
+    bad.write_text(
+        "ignore_objects:\n"
+        "- {test: pod-probes, kind: Deployment, name: mlflow}\n"
+        "- {test: pod-probez, kind: Deployment, name: mlflow, reason: ''}\n"
+    )
+    with pytest.raises(SystemExit) as refused:
+        ks.load_config(bad, ks.known_tests(kube_score))
+    assert str(refused.value).splitlines() == [
+        f"{bad}: ignore_objects[0]: give test, kind, name and reason",
+        f"{bad}: ignore_objects[1].test: 'pod-probez' is not a kube-score test (kube-score list)",
+        f"{bad}: ignore_objects[1].reason: say why",
     ]
