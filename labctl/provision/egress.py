@@ -55,9 +55,6 @@ PROMETHEUS_API_SERVER_POLICY = "labctl-egress-api-server-prometheus"
 # NB: DoesNotExist rather than "managed-by NotIn [labctl]": analyzers (cyclonus) disagree with
 # Kubernetes on NotIn over a missing label, and this selector must mean the same to both.
 LEARNER_PODS: Object = {"matchExpressions": [{"key": STACK_LABEL, "operator": "DoesNotExist"}]}
-# kube-score scores what labctl renders, in which no learner pod exists yet: its "NetworkPolicy
-# targets Pod" check would call the policies for the learner's pods dead. They are not.
-FOR_LEARNER_PODS = {"kube-score/ignore": "networkpolicy-targets-pod"}
 
 
 @dataclass(frozen=True)
@@ -145,9 +142,7 @@ def render_api_server_policies(
     marked = {**labels, API_SERVER_LABEL: API_SERVER_VALUE}
     rules = api_server_rules(api_server)
     return [
-        network.network_policy(
-            API_SERVER_POLICY, namespace, marked, LEARNER_PODS, rules, annotations=FOR_LEARNER_PODS
-        ),
+        network.network_policy(API_SERVER_POLICY, namespace, marked, LEARNER_PODS, rules),
         network.network_policy(
             PROMETHEUS_API_SERVER_POLICY, namespace, marked, {"matchLabels": selector("prometheus")}, rules
         ),
@@ -160,8 +155,6 @@ def render_egress(
     """Default deny, the learner's pods' egress for ``mode``, and the API server policies."""
     return [
         network.network_policy(DEFAULT_DENY, namespace, labels, {}, []),
-        network.network_policy(
-            LEARNER_POLICY, namespace, labels, LEARNER_PODS, learner_rules(mode), annotations=FOR_LEARNER_PODS
-        ),
+        network.network_policy(LEARNER_POLICY, namespace, labels, LEARNER_PODS, learner_rules(mode)),
         *render_api_server_policies(namespace, labels, api_server),
     ]

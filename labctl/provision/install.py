@@ -7,14 +7,22 @@ Rendered here, applied by the CLI, and checked in under manifests/ for people to
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from labctl.api.crds import crds
+from labctl.provision import network
 from labctl.provision.dashboard import render_dashboard
 from labctl.provision.policies import render_policies
-from labctl.provision.tenancy import ALL_VERBS, CONTROLLER_NAMESPACE, LEARNER_RULES, READ_VERBS
+from labctl.provision.tenancy import (
+    ALL_VERBS,
+    CONTROLLER_NAMESPACE,
+    LEARNER_RULES,
+    MONITORING_LABEL,
+    READ_VERBS,
+)
 from labctl.sandbox import pod as sandbox_pod
 
 CONTROLLER_NAME = "labctl-controller"
@@ -100,6 +108,7 @@ def render_controller(
     security = {
         "runAsNonRoot": True,
         "runAsUser": 65532,
+        "runAsGroup": 65532,  # not root's group either: files it writes are not group 0's
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
@@ -121,10 +130,14 @@ def render_controller(
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "1", "memory": "512Mi"},
+            # Disk: its logs (the kubelet rotates them at ~30Mi) and the /tmp emptyDir (64Mi).
+            "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "32Mi"},
+            "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "128Mi"},
         },
         "securityContext": security,
+        # Ready: its Service's port answers (the metrics). Alive: kopf's own health check, which
+        # fails when the operator's loop is wedged; a pod that is merely busy is not restarted.
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": LIVENESS_PORT}, "periodSeconds": 20},
         "volumeMounts": [
             {"name": "stack-settings", "mountPath": SETTINGS_DIR, "readOnly": True},
@@ -198,7 +211,55 @@ def render_controller(
                 "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}],
             },
         },
+        render_controller_ingress(meta),
+        render_controller_egress(meta),
     ]
+
+
+def render_controller_ingress(meta: dict[str, Any]) -> dict[str, Any]:
+    """Who may reach the controller's pod: monitoring namespaces, on its metrics port only.
+
+    Nothing else ever connects to it (the kubelet's probes are not subject to policies); a
+    learner's pod that could would read every learner's reconcile metrics."""
+    monitoring = {"namespaceSelector": {"matchLabels": {MONITORING_LABEL: "true"}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {**meta, "name": f"{CONTROLLER_NAME}-ingress"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER_NAME}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [monitoring], "ports": [{"port": "metrics"}]}],
+        },
+    }
+
+
+def render_controller_egress(meta: dict[str, Any]) -> dict[str, Any]:
+    """Where the controller's pod may connect to: any pod (learners' Services it grades, cluster
+    DNS) and any address (the API server, wherever the control plane lives: rendered once at
+    install, so no address is known here) except link-local and cloud metadata, which it never
+    needs and whose credentials are the node's, not labctl's."""
+    blocked = network.blocked()
+    v4 = [c for c in blocked if ipaddress.ip_network(c).version == 4]
+    v6 = [c for c in blocked if ipaddress.ip_network(c).version == 6]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {**meta, "name": f"{CONTROLLER_NAME}-egress"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER_NAME}},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {"namespaceSelector": {}},
+                        {"ipBlock": {"cidr": "0.0.0.0/0", "except": v4}},
+                        {"ipBlock": {"cidr": "::/0", "except": v6}},
+                    ]
+                }
+            ],
+        },
+    }
 
 
 CATALOG_READER = "labctl-catalog-reader"

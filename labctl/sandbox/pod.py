@@ -209,7 +209,9 @@ def render_pod(request: Request) -> dict[str, Any]:
         "workingDir": SCRATCH,
         "env": [{"name": k, "value": v} for k, v in request.env],
         "resources": {
-            "requests": {"cpu": "100m", "memory": "64Mi"},
+            # Disk request = limit: what the API server would default it to, written out (only its
+            # log is on the node's disk: the root is read-only and the scratch is memory).
+            "requests": {"cpu": "100m", "memory": "64Mi", "ephemeral-storage": f"{limits.disk_mb}Mi"},
             "limits": {
                 "cpu": "1",
                 # memory emptyDirs count here too

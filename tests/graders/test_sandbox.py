@@ -417,6 +417,7 @@ def test_the_pod_is_restricted_tokenless_offline_and_bounded() -> None:
         "memory": f"{memory}Mi",
         "ephemeral-storage": "64Mi",
     }
+    assert container["resources"]["requests"]["ephemeral-storage"] == "64Mi"  # as defaulted, stated
     assert {next(k for k in v if k != "name") for v in spec["volumes"]} == {"emptyDir", "secret"}
     assert spec["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
     assert container["args"][-2:] == ["python", "predict.py"]

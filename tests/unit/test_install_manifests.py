@@ -44,6 +44,34 @@ def test_the_controller_pod_goes_where_the_node_selector_says() -> None:
     assert "nodeSelector" not in default["spec"]["template"]["spec"]
 
 
+def test_the_controller_is_probed_bounded_and_reachable_only_for_its_metrics() -> None:
+    objects = render_controller()
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # Ready when its Service's port answers; alive while kopf's loop is: a busy controller stays.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    resources = container["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "32Mi"
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")["emptyDir"]["sizeLimit"]
+    assert (tmp, resources["limits"]["ephemeral-storage"]) == ("64Mi", "128Mi")  # /tmp + its logs
+    assert container["securityContext"]["runAsGroup"] == container["securityContext"]["runAsUser"]
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"labctl-controller-ingress", "labctl-controller-egress"}
+    for each in policies.values():
+        assert each["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    policy = policies["labctl-controller-ingress"]
+    assert policy["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {"labctl.dev/monitoring": "true"}}}],
+         "ports": [{"port": "metrics"}]}
+    ]  # fmt: skip
+    # Out: any pod and any address but link-local and cloud metadata (the node's credentials).
+    (rule,) = policies["labctl-controller-egress"]["spec"]["egress"]
+    v4 = next(p["ipBlock"] for p in rule["to"] if p.get("ipBlock", {}).get("cidr") == "0.0.0.0/0")
+    assert {"169.254.0.0/16", "100.100.100.200/32"} <= set(v4["except"])
+
+
 @pytest.mark.parametrize(
     ("flags", "problem"),
     [
