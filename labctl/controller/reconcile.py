@@ -10,10 +10,10 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from labctl.api.v1alpha1 import API_VERSION
+from labctl.controller.quotas import apply_quotas
 from labctl.kube import Kube, KubeError
 from labctl.provision.cohort import render_learners
 from labctl.provision.learner import objects_hash, render_learner_objects
@@ -105,23 +105,21 @@ QUOTA_SETTLE_S = 30.0
 
 
 def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]]) -> float:
-    """Apply the quota first and wait (cheap GETs) until the quota controller has computed its
-    usage: until then admission refuses everything the quota counts ("status unknown for
-    quota"). Then apply the rest in one go. Retrying the whole apply instead would hammer the
-    API server with hundreds of doomed writes when a cohort of hundreds is provisioned."""
+    """Apply the quotas first and wait (cheap GETs) until the quota controller has computed their
+    usage: until then admission refuses everything a quota counts ("status unknown for
+    quota"). A quota counting more than the namespace holds is recounted first, so charges left
+    by creates that never landed (a killed controller's) do not refuse what follows
+    (labctl.controller.quotas).
+    Then apply the rest in one go. Retrying the whole apply instead would hammer the API
+    server with hundreds of doomed writes when a cohort of hundreds is provisioned."""
     quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
     rest = [o for o in objects if o["kind"] != "ResourceQuota"]
-    kube.apply_many(quotas)
     started = time.monotonic()
     deadline = started + QUOTA_SETTLE_S
-    for quota in quotas:
-        meta, hard = quota["metadata"], quota["spec"]["hard"]
-        kube.wait_for(
-            partial(_settled, kube, meta, hard),
-            timeout=max(0.0, deadline - time.monotonic()),
-            what=f"quota {meta['namespace']}/{meta['name']} to compute usage",
-            interval=0.2,
-        )
+    for quota in apply_quotas(kube, quotas, creates={o["kind"] for o in rest}, deadline=deadline):
+        if quota.corrected:
+            fixed = ", ".join(f"{k} {was} -> {now}" for k, (was, now) in sorted(quota.corrected.items()))
+            log.warning("quota %s/%s recounted: %s", quotas[0]["metadata"]["namespace"], quota.name, fixed)
     waited = time.monotonic() - started
     while True:
         try:
@@ -131,12 +129,6 @@ def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]]) -> float:
             if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def _settled(kube: Kube, meta: dict[str, Any], hard: dict[str, str]) -> bool:
-    live = kube.get("v1", "ResourceQuota", meta["name"], meta["namespace"]) or {}
-    status = live.get("status") or {}
-    return set(status.get("hard") or {}) == set(hard) and "used" in status
 
 
 def learner_phase(*, applied: bool, stacks: dict[str, bool], suspended: bool) -> str:
