@@ -38,7 +38,7 @@ class FakeQuotaServer:
         self.written: list[tuple[str, set[str]]] = []  # (name, spec.hard keys) of each apply
         self.pending: set[str] = set()  # written, not yet counted
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+    def get(self, name: str) -> dict[str, Any] | None:
         quota = self.live.get(name)
         if quota is not None and name in self.pending and self.counts:
             self.pending.discard(name)
@@ -57,6 +57,8 @@ class FakeQuotaServer:
 
     def list(self, api_version: str, kind: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         assert namespace == "ns1"
+        if kind == "ResourceQuota":
+            return [q for q in map(self.get, list(self.live)) if q is not None]
         return [{"kind": kind}] * (self.held if kind == "Service" else 0)
 
     wait_for = Kube.wait_for
