@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from labctl.controller.quotas import QuotaApplied, apply_quotas, corrections
+from labctl.controller.quotas import QuotaApplied, apply_quotas, corrections, settle_counts
 from labctl.errors import LabctlError
 from labctl.kube import Kube
 from labctl.provision.quota import OBJECT_RESOURCES, PROFILES, RECOUNT_MARKER, with_recount_marker
@@ -91,8 +91,10 @@ def test_a_quota_counting_more_than_is_held_is_recounted_and_left_as_rendered() 
     live = [counted(quotas[COMPUTE_QUOTA], {"pods": "4"}), counted(quotas[OBJECT_QUOTA], {"services": "10"})]
     server = FakeQuotaServer(live, held=4)
     applied = apply(server)
-    assert applied[1] == QuotaApplied(OBJECT_QUOTA, recounted=True, corrected={"services": ("10", "4")})
-    assert applied[0] == QuotaApplied(COMPUTE_QUOTA, recounted=False, corrected={})  # never touched
+    assert applied[1] == QuotaApplied(
+        OBJECT_QUOTA, counted_before=True, recounted=True, corrected={"services": ("10", "4")}
+    )
+    assert applied[0] == QuotaApplied(COMPUTE_QUOTA, counted_before=True, recounted=False, corrected={})
     hard = set(quotas[OBJECT_QUOTA]["spec"]["hard"])
     objects_writes = [keys for name, keys in server.written if name == OBJECT_QUOTA]
     assert objects_writes == [hard | {RECOUNT_MARKER}, hard]  # a change of spec.hard, then back
@@ -137,3 +139,14 @@ def test_corrections_compare_quantities_by_value() -> None:
     before = {"services": "10", "requests.cpu": "500m", "requests.memory": "1Gi"}
     after = {"services": "4", "requests.cpu": "0.5", "requests.memory": "1Gi"}
     assert corrections(before, after) == {"services": ("10", "4")}
+
+
+def test_after_the_apply_a_count_below_what_is_held_is_recounted() -> None:
+    """A create of the killed controller's that landed after the first recount: left out of it."""
+    quotas = rendered_quotas()
+    server = FakeQuotaServer([counted(quotas[OBJECT_QUOTA], {"services": "3"})], held=4)
+    settled = settle_counts(server, list(quotas.values()), creates=CREATES, deadline=time.monotonic() + 5)  # type: ignore[arg-type]
+    assert settled == [
+        QuotaApplied(OBJECT_QUOTA, counted_before=True, recounted=True, corrected={"services": ("3", "4")})
+    ]
+    assert settle_counts(server, list(quotas.values()), creates=CREATES, deadline=time.monotonic() + 5) == []  # type: ignore[arg-type]
