@@ -73,7 +73,7 @@ def test_controller_killed_ten_times_still_converges(
 
 def wait_all_ready(kube: Kube, cohort: str, count: int, *, since: float) -> tuple[float, dict[str, str]]:
     """Seconds from ``since`` until ``count`` learners are Ready, and who was late at the deadline
-    (each with their quota's used/hard Services and the Services they held then)."""
+    and why (see ``_late_story``)."""
     late: dict[str, str] = {}
     while True:
         learners = kube.list(API_VERSION, "Learner", label_selector=f"{COHORT_LABEL}={cohort}")
@@ -82,18 +82,32 @@ def wait_all_ready(kube: Kube, cohort: str, count: int, *, since: float) -> tupl
         if len(learners) == count and not waiting:
             return took, late
         if took > READY_WITHIN_S and not late:
-            late = {lr["metadata"]["name"]: _quota_story(kube, lr["metadata"]["name"]) for lr in waiting}
+            late = {lr["metadata"]["name"]: _late_story(kube, lr) for lr in waiting}
         if took > WAIT_AT_MOST_S:
             raise AssertionError(f"{len(waiting)} of {count} learners not Ready after {took:.0f} s: {late}")
         time.sleep(1.0)
 
 
-def _quota_story(kube: Kube, namespace: str) -> str:
+def _late_story(kube: Kube, learner: dict[str, Any]) -> str:
+    """Why a learner is not Ready: its phase and stacks, its quota's Services against those held,
+    and the namespace's warnings (a ReplicaSet's FailedCreate, say)."""
+    namespace, status = learner["metadata"]["name"], learner.get("status") or {}
+    waiting = sorted(k for k, ok in (status.get("stacks") or {}).items() if not ok)
     quota = kube.get("v1", "ResourceQuota", OBJECT_QUOTA, namespace) or {}
-    status = quota.get("status") or {}
-    used, hard = (status.get("used") or {}).get("services"), (status.get("hard") or {}).get("services")
+    counts = quota.get("status") or {}
+    used, hard = (counts.get("used") or {}).get("services"), (counts.get("hard") or {}).get("services")
     held = len(kube.list("v1", "Service", namespace=namespace))
-    return f"services used {used}/{hard}, held {held}"
+    warnings = sorted(
+        {
+            f"{e['reason']}: {e['message'][:160]}"
+            for e in kube.list("v1", "Event", namespace=namespace)
+            if e.get("type") == "Warning"
+        }
+    )
+    return (
+        f"{status.get('phase')}, stacks not ready {waiting}; services used {used}/{hard}, held {held}; "
+        f"warnings {warnings[:4]}"
+    )
 
 
 def assert_quotas_exact(kube: Kube, cohort: str) -> None:
