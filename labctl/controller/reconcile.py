@@ -10,10 +10,10 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from labctl.api.v1alpha1 import API_VERSION
+from labctl.controller.quotas import QuotaApplied, apply_quotas, settle_counts
 from labctl.kube import Kube, KubeError
 from labctl.provision.cohort_learners import render_learners
 from labctl.provision.egress import ApiServer
@@ -111,38 +111,44 @@ QUOTA_SETTLE_S = 30.0
 
 
 def _apply_under_new_quota(kube: Kube, objects: list[dict[str, Any]]) -> float:
-    """Apply the quota first and wait (cheap GETs) until the quota controller has computed its
-    usage: until then admission refuses everything the quota counts ("status unknown for
+    """Apply the quotas first and wait (cheap LISTs) until the quota controller has computed their
+    usage: until then admission refuses everything a quota counts ("status unknown for
     quota"). Then apply the rest in one go. Retrying the whole apply instead would hammer the
-    API server with hundreds of doomed writes when a cohort of hundreds is provisioned."""
+    API server with hundreds of doomed writes when a cohort of hundreds is provisioned.
+
+    Quotas counted before (a re-apply, perhaps after a crash) are recounted when their count of
+    what labctl creates is off: before the rest, or leaked charges would refuse it, and after,
+    once every create has landed (labctl.controller.quotas). Returns the seconds spent on quotas.
+    """
     quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
     rest = [o for o in objects if o["kind"] != "ResourceQuota"]
-    kube.apply(quotas, quiet=True)
+    creates = {o["kind"] for o in rest}
     started = time.monotonic()
     deadline = started + QUOTA_SETTLE_S
-    for quota in quotas:
-        meta, hard = quota["metadata"], quota["spec"]["hard"]
-        kube.wait_for(
-            partial(_settled, kube, meta, hard),
-            timeout=max(0.0, deadline - time.monotonic()),
-            what=f"quota {meta['namespace']}/{meta['name']} to compute usage",
-            interval=0.2,
-        )
+    applied = apply_quotas(kube, quotas, creates=creates, deadline=deadline)
+    _log_corrections(applied, quotas)
     waited = time.monotonic() - started
     while True:
         try:
             kube.apply(rest, quiet=True)
-            return waited
+            break
         except KubeError as exc:  # a quota re-synced under us: brief, so retry briefly
             if exc.status != 403 or "status unknown for quota" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+    if any(a.counted_before for a in applied):
+        settling = time.monotonic()
+        settled = settle_counts(kube, quotas, creates=creates, deadline=settling + QUOTA_SETTLE_S)
+        _log_corrections(settled, quotas)
+        waited += time.monotonic() - settling
+    return waited
 
 
-def _settled(kube: Kube, meta: dict[str, Any], hard: dict[str, str]) -> bool:
-    live = kube.get("v1", "ResourceQuota", meta["name"], meta["namespace"]) or {}
-    status = live.get("status") or {}
-    return set(status.get("hard") or {}) == set(hard) and "used" in status
+def _log_corrections(applied: list[QuotaApplied], quotas: list[dict[str, Any]]) -> None:
+    for quota in applied:
+        if quota.corrected:
+            fixed = ", ".join(f"{k} {was} -> {now}" for k, (was, now) in sorted(quota.corrected.items()))
+            log.warning("quota %s/%s recounted: %s", quotas[0]["metadata"]["namespace"], quota.name, fixed)
 
 
 def learner_phase(*, applied: bool, stacks: dict[str, bool], suspended: bool) -> str:

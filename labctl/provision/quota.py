@@ -5,11 +5,18 @@ disk, shared by every learner on it: left unbounded, one learner filling it make
 evict everyone's pods. The quota caps the namespace's total and the LimitRange gives every
 container a request and a limit (tenancy.py), so the kubelet evicts only the pod that wrote
 past its own limit.
+
+The limits come as two ResourceQuotas: one on compute (pods and what they request), one on the
+objects labctl itself creates in the namespace too (Services, claims and their storage). A
+create admitted and then lost leaves the quota it was charged to too high until that quota is
+recounted (labctl.controller.quotas); apart, a recount of the objects' quota never races the
+pods the namespace's Deployments are creating, and the compute quota is never touched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from labctl.core.errors import UsageError
 
@@ -58,6 +65,21 @@ class QuotaProfile:
             "limits.ephemeral-storage": self.ephemeral.limits,
         }
 
+    def compute_hard(self) -> dict[str, str]:
+        """The limits of the compute quota: pods and what they request."""
+        return {k: v for k, v in self.hard().items() if k not in OBJECT_RESOURCES}
+
+    def object_hard(self) -> dict[str, str]:
+        """The limits of the objects' quota: Services and claims, counted and summed."""
+        return {k: v for k, v in self.hard().items() if k in OBJECT_RESOURCES}
+
+
+# What the objects' quota limits: the kinds labctl creates in a learner's namespace that quota
+# counts (no pods: the Deployments' controller creates those).
+OBJECT_RESOURCES = frozenset(
+    {"services", "services.nodeports", "services.loadbalancers", "persistentvolumeclaims", "requests.storage"}
+)
+
 
 # The stacks take ~0.3Gi of these requests and ~2.5Gi of the limits (their emptyDirs' size
 # limits plus room for logs, see stacks/common.py). What is left admits at least as many pods
@@ -88,3 +110,21 @@ def profile(name: str) -> QuotaProfile:
         return PROFILES[name]
     except KeyError:
         raise UsageError(f"unknown quota profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+# The kinds labctl creates in a learner's namespace that the quota counts one by one, and the
+# quota resource each is counted as: a create of one that failed after admission shows as a
+# count above what the namespace holds (labctl.controller.quotas).
+COUNTED_KINDS = {"Service": "services", "PersistentVolumeClaim": "persistentvolumeclaims"}
+
+# A hard limit on a kind that does not exist: it limits nothing, and adding or removing it is a
+# change of `spec.hard`, the one change of a ResourceQuota on which kube-controller-manager's
+# quota controller recounts its usage at once instead of at its next full resync (see
+# labctl.controller.quotas). Its group is labctl's own, so no resource will ever answer to it.
+RECOUNT_MARKER = "count/recounts.labctl.dev"
+
+
+def with_recount_marker(quota: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a rendered ResourceQuota whose ``spec.hard`` also holds :data:`RECOUNT_MARKER`."""
+    spec = quota["spec"]
+    return {**quota, "spec": {**spec, "hard": {**spec["hard"], RECOUNT_MARKER: "0"}}}

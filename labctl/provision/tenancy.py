@@ -2,7 +2,7 @@
 
 A learner acts only through ServiceAccounts of their own namespace. RBAC gives them
 edit-like rights there and nothing elsewhere; Pod Security ``restricted`` stops privileged,
-hostPath, hostNetwork and hostPID pods; the ResourceQuota caps what they use, GPUs and the
+hostPath, hostNetwork and hostPID pods; two ResourceQuotas cap what they use, GPUs and the
 node's disk (ephemeral storage) included; NetworkPolicies deny ingress from other learners
 (and, rendered by egress.py, egress beyond DNS, their namespace and the API server).
 The objects labctl owns in the namespace are protected from the learner by a
@@ -25,6 +25,8 @@ COHORT_LABEL = f"{GROUP}/cohort"
 LEARNER_LABEL = f"{GROUP}/learner"
 MONITORING_LABEL = f"{GROUP}/monitoring"
 EMAIL_ANNOTATION = f"{GROUP}/email"
+COMPUTE_QUOTA = "labctl-quota"  # pods, CPU, memory, GPUs, ephemeral storage
+OBJECT_QUOTA = "labctl-objects"  # Services and claims (see labctl.provision.quota)
 
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 READ_VERBS = ["get", "list", "watch"]
@@ -112,8 +114,14 @@ def render_guardrails(namespace: str, *, cohort: str, quota: QuotaProfile) -> li
         {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": _meta("labctl-quota", namespace, labels),
-            "spec": {"hard": quota.hard()},
+            "metadata": _meta(COMPUTE_QUOTA, namespace, labels),
+            "spec": {"hard": quota.compute_hard()},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": _meta(OBJECT_QUOTA, namespace, labels),
+            "spec": {"hard": quota.object_hard()},
         },
         {
             "apiVersion": "v1",

@@ -65,9 +65,9 @@ def test_learner_objects_are_labelled_owned_and_guarded() -> None:
             assert obj["metadata"]["namespace"] == name
     kinds = {o["kind"] for o in objects}
     assert {"ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding"} <= kinds
-    rq = next(o for o in objects if o["kind"] == "ResourceQuota")
-    assert rq["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
-    assert rq["spec"]["hard"]["services.nodeports"] == "0"
+    quotas = {o["metadata"]["name"]: o["spec"]["hard"] for o in objects if o["kind"] == "ResourceQuota"}
+    assert quotas["labctl-quota"]["requests.nvidia.com/gpu"] == "2"
+    assert quotas["labctl-objects"]["services.nodeports"] == "0"
 
 
 @pytest.mark.parametrize("name", list(quota.PROFILES))
@@ -76,7 +76,13 @@ def test_every_profile_bounds_the_nodes_disk(name: str) -> None:
     and request for containers that name none, and a max): one learner cannot fill a node's disk."""
     profile = quota.PROFILES[name]
     objects = {o["kind"]: o for o in render_guardrails("ns", cohort="c", quota=profile)}
-    hard = objects["ResourceQuota"]["spec"]["hard"]
+    # Both quotas: the compute one holds ephemeral storage, the objects' one the claims' storage.
+    hard = {
+        k: v
+        for o in render_guardrails("ns", cohort="c", quota=profile)
+        if o["kind"] == "ResourceQuota"
+        for k, v in o["spec"]["hard"].items()
+    }
     (limits,) = objects["LimitRange"]["spec"]["limits"]
     assert limits["type"] == "Container"
     key = "ephemeral-storage"
