@@ -240,3 +240,8 @@ def test_prune_older_removes_finished_builds_of_other_inputs_only(
         "venv-mlflow-aaaa.done",
     ]
     assert sorted(p.name for p in layers.iterdir()) == ["venv-labctl-bbbb-2.tar", "venv-labctl-cccc-2.tar"]
+
+
+def test_the_controller_image_is_built_from_this_checkout() -> None:
+    root = stack.repo_root()
+    assert (root / "pyproject.toml").is_file() and (root / "labctl" / "cli" / "main.py").is_file()

@@ -163,7 +163,8 @@ def _without(text: str, requirements: Sequence[str]) -> str:
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    """The checkout this module is in (labctl/localcluster/images/stack.py: three levels up)."""
+    return Path(__file__).resolve().parents[3]
 
 
 def _source_files(root: Path) -> list[Path]:
